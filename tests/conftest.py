@@ -6,3 +6,26 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path
+
+import pytest
+
+OFFICIAL_VECTORS = Path(__file__).parent / "fixtures" / "official_vectors"
+
+
+def tiny_config_kwargs(**overrides):
+    """A narrow VIS-MAE (embed 16) with the published layout: fast enough for unit tests on 2 cores."""
+    kwargs = dict(embed_dim=16, num_heads=[1, 2, 4, 8], depths=[2, 2, 2, 2], drop_path_rate=0.0)
+    kwargs.update(overrides)
+    return kwargs
+
+
+@pytest.fixture
+def tiny_config():
+    from vis_mae_hf import VisMaeConfig
+
+    def make(**overrides):
+        return VisMaeConfig(**tiny_config_kwargs(**overrides))
+
+    return make

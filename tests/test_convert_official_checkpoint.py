@@ -1,0 +1,120 @@
+"""The converter's key table against the published full-size key lists, and its refusals."""
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import OFFICIAL_VECTORS
+from vis_mae_hf.convert_official_checkpoint import (
+    ConversionError,
+    convert_state_dict,
+    load_published_checkpoint,
+)
+from vis_mae_hf.modeling_vis_mae import relative_position_index
+
+
+def full_size_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """Random tensors with every key, shape and dtype of a full-size published model."""
+    generator = torch.Generator().manual_seed(0)
+    state_dict = {}
+    for line in (OFFICIAL_VECTORS / f"{name}_full_size_keys.tsv").read_text().splitlines():
+        key, shape, dtype = line.split("\t")
+        shape = tuple(int(s) for s in shape.split(","))
+        if key.endswith("relative_position_index"):
+            state_dict[key] = relative_position_index(7)
+        else:
+            assert dtype == "float32", key
+            state_dict[key] = torch.randn(shape, generator=generator) * 0.02
+    return state_dict
+
+
+@pytest.mark.parametrize(
+    "name, task, depths, num_labels",
+    [
+        ("pretrain", "pretraining", [2, 2, 2, 2], None),
+        ("segmentation", "segmentation", [2, 2, 6, 2], 14),
+        ("classification", "classification", [2, 2, 2, 2], 2),
+    ],
+)
+def test_full_size_published_key_lists_convert_completely(name, task, depths, num_labels):
+    state_dict = full_size_state_dict(name)
+    model, report = convert_state_dict(state_dict, task)
+    assert report.ok and not report.unmapped and not report.missing
+    assert len(report.mapped) + len(report.dropped) == len(state_dict)
+    config = model.config
+    assert (config.embed_dim, config.depths, config.num_heads, config.window_size) == (96, depths, [3, 6, 12, 24], 7)
+    if num_labels:
+        assert config.num_labels == num_labels
+    # every published tensor landed unchanged under its new name
+    ours = model.state_dict()
+    for published, target in report.mapped.items():
+        assert torch.equal(ours[target], state_dict[published]), (published, target)
+    # the only keys dropped are the unused frozen table and the rebuilt position indices
+    assert all(k == "pos_embed" or k.endswith("relative_position_index") for k in report.dropped)
+
+
+def test_pretraining_model_size_matches_the_paper():
+    model, _ = convert_state_dict(full_size_state_dict("pretrain"), "pretraining")
+    count = lambda module: sum(p.numel() for p in module.parameters()) / 1e6  # noqa: E731
+    # 26.9 M published, of which 0.3 M is the never-used frozen pos_embed that we drop.
+    assert round(count(model) + 3136 * 96 / 1e6, 1) == 26.9
+    assert round(count(model.vis_mae), 1) == 20.4 and round(count(model.decoder) + count(model.reconstruction_head), 1) == 6.2
+
+
+def test_an_extra_key_is_rejected_by_name():
+    state_dict = full_size_state_dict("classification")
+    state_dict["layers.0.blocks.0.attn.mystery_scale"] = torch.ones(3)
+    with pytest.raises(ConversionError, match=r"UNMAPPED published keys \(1\): layers\.0\.blocks\.0\.attn\.mystery_scale"):
+        convert_state_dict(state_dict, "classification")
+
+
+def test_a_missing_key_is_rejected_by_name():
+    state_dict = full_size_state_dict("classification")
+    del state_dict["layers.2.downsample.reduction.weight"]
+    with pytest.raises(ConversionError, match=r"MISSING model keys \(1\): vis_mae\.encoder\.stages\.2\.resample\.reduction\.weight"):
+        convert_state_dict(state_dict, "classification")
+
+
+def test_task_contradicting_the_weights_is_rejected():
+    with pytest.raises(ConversionError, match="--task segmentation was requested but the weights are a classification"):
+        convert_state_dict(full_size_state_dict("classification"), "segmentation")
+
+
+def test_pth_with_argparse_namespace_loads_safely(tmp_path):
+    state_dict = full_size_state_dict("pretrain")
+    args = argparse.Namespace(mask_ratio=0.6, img_size=224, norm_pix_loss=False, lr=1e-3, output_dir="out")
+    path = tmp_path / "checkpoint-799.pth"
+    torch.save({"model": state_dict, "optimizer": {"state": {}, "param_groups": []}, "epoch": 799, "scaler": {}, "args": args}, path)
+    loaded, loaded_args = load_published_checkpoint(path)
+    assert set(loaded) == set(state_dict) and loaded_args["mask_ratio"] == 0.6
+    model, _ = convert_state_dict(loaded, None, loaded_args)
+    assert model.config.mask_ratio == 0.6  # read from the training arguments, which the weights cannot tell
+
+
+def test_pth_with_arbitrary_objects_is_refused_not_unpickled(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {"w": torch.zeros(1)}, "args": ArbitraryObject()}, path)
+    with pytest.raises(ConversionError, match="weights_only=True"):
+        load_published_checkpoint(path)
+
+
+class ArbitraryObject:
+    pass
+
+
+def test_command_line_exits_non_zero_and_names_the_key(tmp_path):
+    state_dict = full_size_state_dict("classification")
+    state_dict["extra.weight"] = torch.zeros(2)
+    path = tmp_path / "bad.safetensors"
+    save_file(state_dict, str(path))
+    result = subprocess.run(
+        [sys.executable, "-m", "vis_mae_hf.convert_official_checkpoint", "--checkpoint", str(path), "--output", str(tmp_path / "o")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode != 0
+    assert "extra.weight" in result.stderr
+    assert not (tmp_path / "o" / "model.safetensors").exists()

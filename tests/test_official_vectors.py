@@ -1,0 +1,94 @@
+"""Faithfulness: published weights converted by our converter reproduce the published modules' outputs."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import OFFICIAL_VECTORS
+from vis_mae_hf import VisMaeForImageClassification, VisMaeForPreTraining, VisMaeForSemanticSegmentation
+from vis_mae_hf.convert_official_checkpoint import convert_checkpoint
+
+
+def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, what: str):
+    tolerance = 1e-4 * max(1.0, reference.abs().max().item())
+    error = (actual.reshape(reference.shape).float() - reference).abs().max().item()
+    assert error <= tolerance, f"{what}: max |error| {error:.3g} > tolerance {tolerance:.3g}"
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """Each published test checkpoint converted to a Transformers directory, as a user would."""
+    root = tmp_path_factory.mktemp("converted")
+    directories = {}
+    for task, name in [("pretraining", "pretrain"), ("segmentation", "segmentation"), ("classification", "classification")]:
+        report = convert_checkpoint(OFFICIAL_VECTORS / f"{name}_weights.safetensors", task, root / task)
+        assert report.ok
+        directories[task] = root / task
+    return directories
+
+
+def test_pretraining_reproduces_published_prediction_and_loss(converted):
+    io = load_file(OFFICIAL_VECTORS / "pretrain_io.safetensors")
+    model = VisMaeForPreTraining.from_pretrained(converted["pretraining"]).eval()
+    with torch.no_grad():
+        output = model(io["pixel_values"], bool_masked_pos=io["mask"].bool())
+    assert output.logits.shape == (2, 3136, 48)
+    assert_close_to_reference(output.logits, io["pred"], "prediction")
+    assert_close_to_reference(output.loss, io["loss"], "loss")
+    assert torch.equal(output.mask, io["mask"].bool())
+
+
+def test_segmentation_reproduces_published_logits_at_224_and_320(converted):
+    io = load_file(OFFICIAL_VECTORS / "segmentation_io.safetensors")
+    model = VisMaeForSemanticSegmentation.from_pretrained(converted["segmentation"]).eval()
+    assert model.config.depths == [2, 2, 6, 2] and model.config.num_labels == 4
+    with torch.no_grad():
+        assert_close_to_reference(model(io["pixel_values"]).logits, io["logits"], "logits 224")
+        # 320 px gives 80/40/20/10 token maps: every stage but the first needs window padding.
+        assert_close_to_reference(model(io["pixel_values_320"]).logits, io["logits_320"], "logits 320")
+
+
+def test_classification_reproduces_published_logits(converted):
+    io = load_file(OFFICIAL_VECTORS / "classification_io.safetensors")
+    model = VisMaeForImageClassification.from_pretrained(converted["classification"]).eval()
+    with torch.no_grad():
+        assert_close_to_reference(model(io["pixel_values"]).logits, io["logits"], "logits")
+
+
+def test_converted_directories_reload_without_missing_or_unexpected_keys(converted):
+    for task, cls in [
+        ("pretraining", VisMaeForPreTraining),
+        ("segmentation", VisMaeForSemanticSegmentation),
+        ("classification", VisMaeForImageClassification),
+    ]:
+        _, info = cls.from_pretrained(converted[task], output_loading_info=True)
+        assert all(not values for values in info.values()), (task, info)
+        report = json.loads((converted[task] / "conversion_report.json").read_text())
+        assert report["unmapped"] == [] and report["missing"] == []
+
+
+def test_architecture_is_read_off_the_weights(converted):
+    arguments = json.loads((OFFICIAL_VECTORS / "pretrain.json").read_text())
+    config = VisMaeForPreTraining.from_pretrained(converted["pretraining"]).config
+    assert config.embed_dim == arguments["embed_dim"]
+    assert config.depths == arguments["depths"] and config.num_heads == arguments["num_heads"]
+    assert config.window_size == arguments["window_size"] and config.patch_size == arguments["patch_size"]
+    assert config.mlp_ratio == arguments["mlp_ratio"] and config.qkv_bias == arguments["qkv_bias"]
+
+
+def test_command_line_converts_and_reports(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "vis_mae_hf.convert_official_checkpoint",
+            "--checkpoint", str(OFFICIAL_VECTORS / "classification_weights.safetensors"),
+            "--task", "classification", "--output", str(tmp_path / "out"),
+        ],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mapped: 121 keys" in result.stdout
+    assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -1,0 +1,215 @@
+# Copyright 2026 The vis-mae-hf developers. Licensed under the Apache License, Version 2.0.
+"""VIS-MAE configuration.
+
+One config describes the whole family (pretraining MAE, encoder, classifier, Swin-Unet segmenter). The defaults are
+the published *pretraining* model: Swin-T widths with depths (2, 2, 2, 2), window 7, LayerNorm eps 1e-6, a symmetric
+Swin decoder, 75 % masking in 16x16-pixel units. Field names follow `SwinConfig` wherever the concept exists there.
+"""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers.activations import ACT2FN
+from transformers.configuration_utils import PreTrainedConfig
+
+
+@strict
+class VisMaeConfig(PreTrainedConfig):
+    r"""
+    Args:
+        image_size (`int` or `(height, width)`, defaults to 224):
+            Nominal input size. Any height and width that are multiples of `patch_size * 2 ** (len(depths) - 1)`
+            (32 by default) work; this size is what the image processor resizes to and what default masks are drawn
+            for.
+        patch_size (`int`, defaults to 4): Side of the square patch each token embeds.
+        num_channels (`int`, defaults to 3): Input channels (the published models repeat grey images to 3; a 1-channel
+            model is possible).
+        embed_dim (`int`, defaults to 96): Width of stage 0; stage `i` has width `embed_dim * 2**i`.
+        depths (`list[int]`, defaults to `(2, 2, 2, 2)`): Swin blocks per encoder stage. The published segmentation
+            model uses `(2, 2, 6, 2)`.
+        num_heads (`list[int]`, defaults to `(3, 6, 12, 24)`): Attention heads per encoder stage.
+        window_size (`int`, defaults to 7): Side of the attention windows; maps that are not a multiple of it are
+            zero-padded bottom/right (the published behaviour).
+        mlp_ratio (`float`, defaults to 4.0): MLP hidden width as a multiple of the block width.
+        qkv_bias (`bool`, defaults to `True`): Bias in the fused query/key/value projection.
+        hidden_act (`str`, defaults to `"gelu"`): MLP activation.
+        hidden_dropout_prob (`float`, defaults to 0.0): Dropout after the attention projection and in the MLP.
+        attention_probs_dropout_prob (`float`, defaults to 0.0): Dropout on attention probabilities.
+        drop_path_rate (`float`, defaults to 0.1): Stochastic depth, linearly spaced over the encoder blocks; each
+            decoder stage reuses the rates of the encoder stage of the same width.
+        layer_norm_eps (`float`, defaults to 1e-6): Epsilon of every LayerNorm.
+        initializer_range (`float`, defaults to 0.02): Std of the truncated normal used for fresh weights.
+        shift_single_window_stages (`bool`, defaults to `True`): Keep the shifted-window blocks shifting (with the
+            region mask) in stages whose feature map fits in a single window (the 7x7 map at 224). The published
+            VIS-MAE does; reference Swin/timm switch the shift off there. `True` is needed to reproduce published
+            checkpoints.
+        mask_ratio (`float`, defaults to 0.75): Fraction of mask units replaced by the mask token in pretraining.
+        mask_unit_size (`int`, defaults to 16): Side, in pixels, of the square unit that is masked as a whole
+            (4x4 tokens of 4x4 pixels in the published model).
+        decoder_depths (`list[int]`, *optional*): Blocks per decoder up-stage (widest first). `None` mirrors the
+            encoder: `depths[-2::-1]`.
+        decoder_num_heads (`list[int]`, *optional*): Heads per decoder up-stage. `None` mirrors the encoder:
+            `num_heads[-2::-1]`.
+        norm_pix_loss (`bool`, defaults to `False`): Normalise each target patch by its own mean and std (MAE option;
+            off in VIS-MAE).
+        segmentation_ce_weight (`float`, defaults to 0.4): Weight of cross-entropy in the segmentation loss.
+        segmentation_dice_weight (`float`, defaults to 0.6): Weight of soft Dice in the segmentation loss.
+        dice_include_background (`bool`, defaults to `False`): Whether class 0 enters the Dice loss. The published
+            loss skipped the background but divided by all classes; we average over the classes that enter, so the
+            Dice term is a true mean and its weight means what it says.
+        semantic_loss_ignore_index (`int`, defaults to 255): Label value ignored by both segmentation loss terms.
+    """
+
+    model_type = "vis_mae"
+    attribute_map = {"num_attention_heads": "num_heads", "num_hidden_layers": "num_layers"}
+
+    image_size: int | list[int] | tuple[int, int] = 224
+    patch_size: int = 4
+    num_channels: int = 3
+    embed_dim: int = 96
+    depths: list[int] | tuple[int, ...] = (2, 2, 2, 2)
+    num_heads: list[int] | tuple[int, ...] = (3, 6, 12, 24)
+    window_size: int = 7
+    mlp_ratio: float | int = 4.0
+    qkv_bias: bool = True
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float | int = 0.0
+    attention_probs_dropout_prob: float | int = 0.0
+    drop_path_rate: float | int = 0.1
+    layer_norm_eps: float = 1e-6
+    initializer_range: float = 0.02
+    shift_single_window_stages: bool = True
+    mask_ratio: float = 0.75
+    mask_unit_size: int = 16
+    decoder_depths: list[int] | tuple[int, ...] | None = None
+    decoder_num_heads: list[int] | tuple[int, ...] | None = None
+    norm_pix_loss: bool = False
+    segmentation_ce_weight: float | int = 0.4
+    segmentation_dice_weight: float | int = 0.6
+    dice_include_background: bool = False
+    semantic_loss_ignore_index: int = 255
+
+    def __post_init__(self, **kwargs):
+        # JSON round trips turn tuples into lists; keep one type so saved and loaded configs compare equal.
+        self.depths = list(self.depths)
+        self.num_heads = list(self.num_heads)
+        if isinstance(self.image_size, (list, tuple)):
+            self.image_size = list(self.image_size)
+        if self.decoder_depths is not None:
+            self.decoder_depths = list(self.decoder_depths)
+        if self.decoder_num_heads is not None:
+            self.decoder_num_heads = list(self.decoder_num_heads)
+        self.num_layers = len(self.depths)
+        # Width of the last stage: what pipelines and VisionEncoderDecoder read as the model's hidden size.
+        self.hidden_size = int(self.embed_dim * 2 ** (len(self.depths) - 1))
+        super().__post_init__(**kwargs)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Derived layout (kept out of the saved fields so that changing `depths` keeps the decoder symmetric)
+    # ----------------------------------------------------------------------------------------------------------------
+    @property
+    def image_height_width(self) -> tuple[int, int]:
+        if isinstance(self.image_size, int):
+            return self.image_size, self.image_size
+        return int(self.image_size[0]), int(self.image_size[1])
+
+    @property
+    def stage_dims(self) -> list[int]:
+        return [self.embed_dim * 2**i for i in range(len(self.depths))]
+
+    @property
+    def resolved_decoder_depths(self) -> list[int]:
+        return list(self.decoder_depths) if self.decoder_depths is not None else list(self.depths[-2::-1])
+
+    @property
+    def resolved_decoder_num_heads(self) -> list[int]:
+        return list(self.decoder_num_heads) if self.decoder_num_heads is not None else list(self.num_heads[-2::-1])
+
+    @property
+    def size_divisor(self) -> int:
+        """Input height and width must be multiples of this (patching, then one halving per patch merging)."""
+        return self.patch_size * 2 ** (len(self.depths) - 1)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    # Validation (run by `@strict` at construction, also after `from_pretrained` kwargs are applied)
+    # ----------------------------------------------------------------------------------------------------------------
+    def validate_architecture(self):
+        positive_ints = {
+            "patch_size": self.patch_size,
+            "num_channels": self.num_channels,
+            "embed_dim": self.embed_dim,
+            "window_size": self.window_size,
+            "mask_unit_size": self.mask_unit_size,
+        }
+        for name, value in positive_ints.items():
+            if value < 1:
+                raise ValueError(f"VisMaeConfig.{name} must be a positive integer, got {value}.")
+        if len(self.depths) < 2:
+            raise ValueError(f"VisMaeConfig.depths needs at least 2 stages (encoder and decoder), got {self.depths}.")
+        if len(self.num_heads) != len(self.depths):
+            raise ValueError(
+                f"VisMaeConfig.num_heads has {len(self.num_heads)} entries but depths has {len(self.depths)}: "
+                "give one head count per stage."
+            )
+        if any(d < 1 for d in self.depths):
+            raise ValueError(f"VisMaeConfig.depths must all be >= 1, got {self.depths}.")
+        for stage, (dim, heads) in enumerate(zip(self.stage_dims, self.num_heads)):
+            if heads < 1 or dim % heads:
+                raise ValueError(
+                    f"VisMaeConfig.num_heads[{stage}]={heads} must divide the stage width {dim} "
+                    f"(embed_dim={self.embed_dim} * 2**{stage})."
+                )
+        decoder_dims = self.stage_dims[-2::-1]
+        for name, values in (
+            ("decoder_depths", self.resolved_decoder_depths),
+            ("decoder_num_heads", self.resolved_decoder_num_heads),
+        ):
+            if len(values) != len(self.depths) - 1:
+                raise ValueError(
+                    f"VisMaeConfig.{name} needs {len(self.depths) - 1} entries (one per decoder up-stage), got {values}."
+                )
+            if any(v < 1 for v in values):
+                raise ValueError(f"VisMaeConfig.{name} must all be >= 1, got {values}.")
+        for stage, (dim, heads) in enumerate(zip(decoder_dims, self.resolved_decoder_num_heads)):
+            if dim % heads:
+                raise ValueError(
+                    f"VisMaeConfig.decoder_num_heads[{stage}]={heads} must divide the decoder stage width {dim}."
+                )
+        if self.mask_unit_size % self.patch_size:
+            raise ValueError(
+                f"VisMaeConfig.mask_unit_size {self.mask_unit_size} must be a multiple of patch_size {self.patch_size}: "
+                "masks are drawn on whole tokens."
+            )
+        if isinstance(self.image_size, (list, tuple)) and len(self.image_size) != 2:
+            raise ValueError(f"VisMaeConfig.image_size must be an int or (height, width), got {self.image_size}.")
+        for axis, size in zip(("height", "width"), self.image_height_width):
+            if size < 1 or size % self.size_divisor:
+                raise ValueError(
+                    f"VisMaeConfig.image_size {axis} {size} must be a positive multiple of {self.size_divisor} "
+                    f"(patch_size {self.patch_size} x 2**{len(self.depths) - 1} patch mergings)."
+                )
+            if size % self.mask_unit_size:
+                raise ValueError(
+                    f"VisMaeConfig.image_size {axis} {size} must be a multiple of mask_unit_size {self.mask_unit_size}."
+                )
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"VisMaeConfig.mask_ratio must be in [0, 1), got {self.mask_ratio}.")
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            raise ValueError(f"VisMaeConfig.drop_path_rate must be in [0, 1), got {self.drop_path_rate}.")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"VisMaeConfig.{name} must be in [0, 1), got {getattr(self, name)}.")
+        if self.mlp_ratio <= 0:
+            raise ValueError(f"VisMaeConfig.mlp_ratio must be positive, got {self.mlp_ratio}.")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"VisMaeConfig.layer_norm_eps must be positive, got {self.layer_norm_eps}.")
+        if self.hidden_act not in ACT2FN:
+            raise ValueError(f"VisMaeConfig.hidden_act {self.hidden_act!r} is unknown; use one of {sorted(ACT2FN)}.")
+        if self.segmentation_ce_weight < 0 or self.segmentation_dice_weight < 0:
+            raise ValueError(
+                "VisMaeConfig.segmentation_ce_weight and segmentation_dice_weight must be >= 0, got "
+                f"{self.segmentation_ce_weight} and {self.segmentation_dice_weight}."
+            )
+
+
+__all__ = ["VisMaeConfig"]

@@ -1,0 +1,379 @@
+# Copyright 2026 The vis-mae-hf developers. Licensed under the Apache License, Version 2.0.
+"""Convert a checkpoint written by the published VIS-MAE scripts into a Transformers model directory.
+
+    python -m vis_mae_hf.convert_official_checkpoint --checkpoint PATH --task {pretraining,segmentation,classification} \
+        --output DIR
+
+Reads `.pth` files as the published scripts save them (`{'model': state_dict, 'optimizer', 'epoch', 'scaler',
+'args': argparse.Namespace}`) or a bare state dict, with torch's safe `weights_only=True` loader and only
+`argparse.Namespace` allowed beyond plain containers; and `.safetensors`. The architecture (widths, depths, heads,
+window, patch, classes) is read off the weights. The key mapping is the table `KEY_RULES` below: every published key
+must match exactly one rule, every model key must be produced; anything else stops the conversion with the keys named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .configuration_vis_mae import VisMaeConfig
+from .modeling_vis_mae import (
+    VisMaeForImageClassification,
+    VisMaeForPreTraining,
+    VisMaeForSemanticSegmentation,
+    VisMaePreTrainedModel,
+    relative_position_index,
+)
+
+TASK_MODEL_CLASSES: dict[str, type[VisMaePreTrainedModel]] = {
+    "pretraining": VisMaeForPreTraining,
+    "segmentation": VisMaeForSemanticSegmentation,
+    "classification": VisMaeForImageClassification,
+}
+
+# Published Swin block parameter names -> ours (shared by encoder stages `layers.i` and decoder up-stages `layers_up.i`).
+_BLOCK = r"blocks\.(\d+)\."
+_BLOCK_RULES = [
+    (r"norm1\.(weight|bias)", r"layernorm_before.\g<p>"),
+    (r"attn\.qkv\.(weight|bias)", r"attention.qkv.\g<p>"),
+    (r"attn\.proj\.(weight|bias)", r"attention.projection.\g<p>"),
+    (r"attn\.relative_position_bias_table", r"attention.relative_position_bias_table"),
+    (r"norm2\.(weight|bias)", r"layernorm_after.\g<p>"),
+    (r"mlp\.fc1\.(weight|bias)", r"mlp.fc1.\g<p>"),
+    (r"mlp\.fc2\.(weight|bias)", r"mlp.fc2.\g<p>"),
+]
+
+
+def _block_rules(published_stage: str, our_stage: str) -> list[tuple[str, str | None]]:
+    rules = []
+    for published, ours in _BLOCK_RULES:
+        pattern = published.replace("(weight|bias)", "(?P<p>weight|bias)")
+        rules.append((rf"^{published_stage}\.(?P<s>\d+)\.blocks\.(?P<b>\d+)\.{pattern}$", f"{our_stage}.\\g<s>.blocks.\\g<b>.{ours}"))
+    return rules
+
+
+# (published key regex, our key template or None to drop). Order does not matter: a key matching two rules is an error.
+KEY_RULES: list[tuple[str, str | None]] = [
+    (r"^patch_embed\.proj\.(?P<p>weight|bias)$", r"vis_mae.embeddings.projection.\g<p>"),
+    (r"^patch_embed\.norm\.(?P<p>weight|bias)$", r"vis_mae.embeddings.norm.\g<p>"),
+    (r"^mask_token$", "vis_mae.embeddings.mask_token"),
+    *_block_rules("layers", "vis_mae.encoder.stages"),
+    (r"^layers\.(?P<s>\d+)\.downsample\.norm\.(?P<p>weight|bias)$", r"vis_mae.encoder.stages.\g<s>.resample.norm.\g<p>"),
+    (r"^layers\.(?P<s>\d+)\.downsample\.reduction\.weight$", r"vis_mae.encoder.stages.\g<s>.resample.reduction.weight"),
+    (r"^first_patch_expanding\.expand\.weight$", "decoder.patch_expanding.expand.weight"),
+    (r"^first_patch_expanding\.norm\.(?P<p>weight|bias)$", r"decoder.patch_expanding.norm.\g<p>"),
+    *_block_rules("layers_up", "decoder.stages"),
+    (r"^layers_up\.(?P<s>\d+)\.upsample\.expand\.weight$", r"decoder.stages.\g<s>.resample.expand.weight"),
+    (r"^layers_up\.(?P<s>\d+)\.upsample\.norm\.(?P<p>weight|bias)$", r"decoder.stages.\g<s>.resample.norm.\g<p>"),
+    (r"^norm_up\.(?P<p>weight|bias)$", r"decoder.layernorm.\g<p>"),
+    (r"^skip_connection_layers\.(?P<s>\d+)\.(?P<p>weight|bias)$", r"decoder.skip_projections.\g<s>.\g<p>"),
+    (r"^decoder_pred\.(?P<p>weight|bias)$", r"reconstruction_head.\g<p>"),
+    (r"^final_patch_expanding\.expand\.weight$", "final_patch_expanding.expand.weight"),
+    (r"^final_patch_expanding\.norm\.(?P<p>weight|bias)$", r"final_patch_expanding.norm.\g<p>"),
+    # `head` is a 1x1 conv in the segmenter and a linear layer in the classifier; `norm` exists only in the classifier.
+    (r"^head\.weight$", "{head}.weight"),
+    (r"^head\.bias$", "{head}.bias"),
+    (r"^norm\.(?P<p>weight|bias)$", r"vis_mae.layernorm.\g<p>"),
+    # Dropped on purpose:
+    # - the frozen 2-D sin-cos table is created by the published model but never added to the tokens;
+    # - the relative position index is a deterministic function of the window size; we rebuild it and check equality.
+    (r"^pos_embed$", None),
+    (r"^(layers|layers_up)\.\d+\.blocks\.\d+\.attn\.relative_position_index$", None),
+    # Shifted-window masks, if a published variant registered them as buffers, are rebuilt per input size.
+    (r"^(layers|layers_up)\.\d+\.blocks\.\d+\.attn_mask$", None),
+]
+
+HEAD_NAMES = {"segmentation": "segmentation_head", "classification": "classifier", "pretraining": "head"}
+
+
+class ConversionError(ValueError):
+    """The checkpoint does not convert completely; the message names the keys."""
+
+
+@dataclass
+class ConversionReport:
+    task: str
+    mapped: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    unmapped: list[str] = field(default_factory=list)
+    ambiguous: dict[str, list[str]] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    shape_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.unmapped or self.ambiguous or self.missing or self.shape_mismatches)
+
+    def summary(self) -> str:
+        lines = [
+            f"task: {self.task}",
+            f"mapped: {len(self.mapped)} keys",
+            f"dropped on purpose: {len(self.dropped)} keys ({_short(self.dropped)})",
+        ]
+        if self.unmapped:
+            lines.append(f"UNMAPPED published keys ({len(self.unmapped)}): {', '.join(self.unmapped)}")
+        if self.ambiguous:
+            lines.append(f"AMBIGUOUS published keys: {self.ambiguous}")
+        if self.missing:
+            lines.append(f"MISSING model keys ({len(self.missing)}): {', '.join(self.missing)}")
+        if self.shape_mismatches:
+            lines.append(f"SHAPE MISMATCHES: {'; '.join(self.shape_mismatches)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "task": self.task,
+            "mapped": self.mapped,
+            "dropped": self.dropped,
+            "unmapped": self.unmapped,
+            "ambiguous": self.ambiguous,
+            "missing": self.missing,
+            "shape_mismatches": self.shape_mismatches,
+        }
+
+
+def _short(keys: list[str], limit: int = 3) -> str:
+    return ", ".join(keys[:limit]) + (f", ... {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+def load_published_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Return (state_dict, training arguments as a dict; empty when the file holds none)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path)), {}
+    # torch >= 2.6 defaults to weights_only=True, which refuses the Namespace the published scripts store under
+    # 'args'. Allow exactly that class rather than turning the safe loader off for everything.
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # the pickle names the class it refused
+        raise ConversionError(
+            f"Could not read {path} with torch.load(weights_only=True): {error}. Only tensors, plain containers and "
+            "argparse.Namespace are accepted; re-save the state dict alone if the file holds other objects."
+        ) from error
+    if isinstance(checkpoint, dict) and "model" in checkpoint and isinstance(checkpoint["model"], dict):
+        args = checkpoint.get("args")
+        args = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+        state_dict = checkpoint["model"]
+    elif isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state_dict, args = checkpoint, {}
+    else:
+        raise ConversionError(
+            f"{path} holds neither a state dict nor a published training checkpoint "
+            f"(a dict with a 'model' state dict); top-level keys: {list(checkpoint)[:10] if isinstance(checkpoint, dict) else type(checkpoint).__name__}."
+        )
+    # DataParallel/DDP prefixes appear in checkpoints saved from wrapped models.
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    return state_dict, args
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Architecture inference
+# ---------------------------------------------------------------------------------------------------------------------
+def infer_task(state_dict: dict[str, torch.Tensor]) -> str:
+    if "decoder_pred.weight" in state_dict:
+        return "pretraining"
+    if any(key.startswith("skip_connection_layers.") for key in state_dict):
+        return "segmentation"
+    if "head.weight" in state_dict and state_dict["head.weight"].ndim == 2:
+        return "classification"
+    raise ConversionError("Cannot tell the task from the keys: no decoder_pred, skip_connection_layers or linear head.")
+
+
+def _count_blocks(state_dict: dict[str, torch.Tensor], stage_prefix: str) -> list[int]:
+    depths: dict[int, int] = {}
+    pattern = re.compile(rf"^{stage_prefix}\.(\d+)\.blocks\.(\d+)\.")
+    for key in state_dict:
+        match = pattern.match(key)
+        if match:
+            stage, block = int(match.group(1)), int(match.group(2))
+            depths[stage] = max(depths.get(stage, 0), block + 1)
+    return [depths[i] for i in sorted(depths)]
+
+
+def _heads(state_dict: dict[str, torch.Tensor], stage_prefix: str, num_stages: int) -> list[int]:
+    return [int(state_dict[f"{stage_prefix}.{i}.blocks.0.attn.relative_position_bias_table"].shape[1]) for i in range(num_stages)]
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | None = None) -> VisMaeConfig:
+    """Read the architecture off the weights (and a few training arguments the weights cannot tell)."""
+    args = args or {}
+    try:
+        projection = state_dict["patch_embed.proj.weight"]
+        embed_dim, num_channels, patch_size, _ = projection.shape
+        depths = _count_blocks(state_dict, "layers")
+        num_heads = _heads(state_dict, "layers", len(depths))
+        table_rows = state_dict["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]
+        fc1 = state_dict["layers.0.blocks.0.mlp.fc1.weight"]
+    except KeyError as error:
+        raise ConversionError(f"The checkpoint lacks {error}, which every published VIS-MAE model has.") from None
+    window_size = (math_isqrt(table_rows) + 1) // 2
+    if (2 * window_size - 1) ** 2 != table_rows:
+        raise ConversionError(f"relative_position_bias_table has {table_rows} rows, not (2*window-1)**2 for any window.")
+    kwargs = dict(
+        embed_dim=int(embed_dim),
+        num_channels=int(num_channels),
+        patch_size=int(patch_size),
+        depths=depths,
+        num_heads=num_heads,
+        window_size=int(window_size),
+        mlp_ratio=fc1.shape[0] / fc1.shape[1],
+        qkv_bias="layers.0.blocks.0.attn.qkv.bias" in state_dict,
+        layer_norm_eps=1e-6,
+    )
+    if task in ("pretraining", "segmentation"):
+        decoder_depths = _count_blocks(state_dict, "layers_up")
+        decoder_heads = _heads(state_dict, "layers_up", len(decoder_depths))
+        # Keep the config symmetric (None) when the decoder mirrors the encoder, so deepening `depths` later
+        # deepens the decoder too, as the published segmenter does.
+        if decoder_depths != depths[-2::-1]:
+            kwargs["decoder_depths"] = decoder_depths
+        if decoder_heads != num_heads[-2::-1]:
+            kwargs["decoder_num_heads"] = decoder_heads
+    if task == "segmentation":
+        kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
+        kwargs["image_size"] = int(args.get("img_size", 224))
+    elif task == "classification":
+        kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
+        kwargs["image_size"] = int(args.get("img_size", args.get("input_size", 224)))
+    else:
+        kwargs["image_size"] = int(args.get("img_size", args.get("input_size", 224)))
+        if "mask_ratio" in args:
+            kwargs["mask_ratio"] = float(args["mask_ratio"])
+        kwargs["norm_pix_loss"] = bool(args.get("norm_pix_loss", False))
+    if "drop_path" in args or "drop_path_rate" in args:
+        kwargs["drop_path_rate"] = float(args.get("drop_path", args.get("drop_path_rate")))
+    return VisMaeConfig(**kwargs)
+
+
+def math_isqrt(value: int) -> int:
+    import math
+
+    return math.isqrt(int(value))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Key mapping
+# ---------------------------------------------------------------------------------------------------------------------
+def map_keys(
+    state_dict: dict[str, torch.Tensor], task: str, expected: dict[str, torch.Size]
+) -> tuple[dict[str, torch.Tensor], ConversionReport]:
+    """Apply `KEY_RULES`; `expected` is the target model's state dict shapes (persistent entries only)."""
+    report = ConversionReport(task=task)
+    compiled = [(re.compile(pattern), template) for pattern, template in KEY_RULES]
+    converted: dict[str, torch.Tensor] = {}
+    for key, tensor in state_dict.items():
+        matches = [(pattern, template) for pattern, template in compiled if pattern.match(key)]
+        if not matches:
+            report.unmapped.append(key)
+            continue
+        if len(matches) > 1:
+            report.ambiguous[key] = [pattern.pattern for pattern, _ in matches]
+            continue
+        pattern, template = matches[0]
+        if template is None:
+            report.dropped.append(key)
+            _check_dropped(key, tensor)
+            continue
+        target = pattern.sub(template.replace("{head}", HEAD_NAMES[task]), key)
+        if target not in expected:
+            report.unmapped.append(f"{key} -> {target} (not in the {task} model)")
+            continue
+        if tuple(expected[target]) != tuple(tensor.shape):
+            report.shape_mismatches.append(f"{key} {tuple(tensor.shape)} -> {target} {tuple(expected[target])}")
+            continue
+        converted[target] = tensor
+        report.mapped[key] = target
+    report.missing = sorted(set(expected) - set(converted))
+    return converted, report
+
+
+def _check_dropped(key: str, tensor: torch.Tensor) -> None:
+    """A dropped relative position index must be the standard one we rebuild, or the converted model would differ."""
+    if key.endswith("relative_position_index"):
+        window = math_isqrt(tensor.shape[0])
+        if not torch.equal(tensor.long(), relative_position_index(window)):
+            raise ConversionError(f"{key} is not the standard Swin relative position index; cannot rebuild it.")
+
+
+def convert_state_dict(
+    state_dict: dict[str, torch.Tensor], task: str | None = None, args: dict | None = None
+) -> tuple[VisMaePreTrainedModel, ConversionReport]:
+    """Build our model for `task` from a published state dict. Raises `ConversionError` unless every key maps."""
+    task = task or infer_task(state_dict)
+    if task not in TASK_MODEL_CLASSES:
+        raise ConversionError(f"Unknown task {task!r}; expected one of {sorted(TASK_MODEL_CLASSES)}.")
+    inferred = infer_task(state_dict)
+    if inferred != task:
+        raise ConversionError(f"--task {task} was requested but the weights are a {inferred} checkpoint.")
+    config = infer_config(state_dict, task, args)
+    model = TASK_MODEL_CLASSES[task](config)
+    expected = {key: value.shape for key, value in model.state_dict().items()}
+    converted, report = map_keys(state_dict, task, expected)
+    if not report.ok:
+        raise ConversionError("The checkpoint does not convert completely:\n" + report.summary())
+    # strict: the report above already proved the key sets equal; this is the last line of defence.
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in converted.items()}, strict=True)
+    model.eval()
+    return model, report
+
+
+def recipe_processor_kwargs(task: str, image_size: int) -> dict:
+    """Image-processor settings of the published recipe for `task`."""
+    normalization = {"pretraining": "pretraining", "segmentation": "min_max", "classification": "none"}[task]
+    return {"normalization": normalization, "size": {"height": image_size, "width": image_size}}
+
+
+def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | Path) -> ConversionReport:
+    state_dict, args = load_published_checkpoint(checkpoint)
+    model, report = convert_state_dict(state_dict, task, args)
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output)
+    processor = _recipe_processor(report.task, model.config)
+    if processor is not None:
+        processor.save_pretrained(output)
+    (output / "conversion_report.json").write_text(json.dumps({"source": str(checkpoint), **report.to_dict()}, indent=1))
+    return report
+
+
+def _recipe_processor(task: str, config: VisMaeConfig):
+    try:
+        from .image_processing_vis_mae import VisMaeImageProcessor
+    except ImportError:  # the processor module is optional for a bare weights conversion
+        return None
+    height, _ = config.image_height_width
+    return VisMaeImageProcessor.for_recipe(task, image_size=height, num_channels=config.num_channels)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
+    parser.add_argument("--task", choices=sorted(TASK_MODEL_CLASSES), help="defaults to what the keys show")
+    parser.add_argument("--output", required=True, help="directory for the Transformers model")
+    args = parser.parse_args(argv)
+    try:
+        report = convert_checkpoint(args.checkpoint, args.task, args.output)
+    except (ConversionError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
