@@ -259,8 +259,9 @@ def test_binary_auc_by_hand():
 
 
 def test_binary_two_column_logits_rank_by_margin_without_softmax_saturation():
-    # Margins 40 and 50 both give softmax probability exactly 1.0 in float64, tying a negative with a positive.
-    logits = np.array([[0.0, 40.0], [0.0, 50.0], [0.0, 1.0], [0.0, 0.0]])
+    # Margins l1 - l0 are 40, 50, 1, 0. Margins 40 and 50 both give softmax probability exactly 1.0 in float64, and
+    # the class-1 logits alone (50, 50, 3, -3) tie too: either shortcut ties a negative with a positive.
+    logits = np.array([[10.0, 50.0], [0.0, 50.0], [2.0, 3.0], [-3.0, -3.0]])
     references = np.array([0, 1, 1, 0])
     probabilities = torch.softmax(torch.from_numpy(logits), dim=1)[:, 1].numpy()
     assert roc_auc_score(references, probabilities) == 0.625  # the tie costs half a pair
