@@ -6,6 +6,7 @@ Importing the package registers the model family with the Transformers Auto clas
 
 from transformers import (
     AutoConfig,
+    AutoImageProcessor,
     AutoModel,
     AutoModelForImageClassification,
     AutoModelForPreTraining,
@@ -20,6 +21,8 @@ from .modeling_vis_mae import (
     VisMaeModel,
     VisMaePreTrainedModel,
 )
+from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
+from .medical_io import load_medical_image, load_medical_volume
 
 __version__ = "0.1.0"
 
@@ -28,6 +31,11 @@ AutoModel.register(VisMaeConfig, VisMaeModel, exist_ok=True)
 AutoModelForPreTraining.register(VisMaeConfig, VisMaeForPreTraining, exist_ok=True)
 AutoModelForImageClassification.register(VisMaeConfig, VisMaeForImageClassification, exist_ok=True)
 AutoModelForSemanticSegmentation.register(VisMaeConfig, VisMaeForSemanticSegmentation, exist_ok=True)
+AutoImageProcessor.register(
+    VisMaeConfig,
+    image_processor_classes={"pil": VisMaeImageProcessorPil, "torchvision": VisMaeImageProcessor},
+    exist_ok=True,
+)
 
 __all__ = [
     "VisMaeConfig",
@@ -36,4 +44,8 @@ __all__ = [
     "VisMaeForPreTraining",
     "VisMaeForImageClassification",
     "VisMaeForSemanticSegmentation",
+    "VisMaeImageProcessor",
+    "VisMaeImageProcessorPil",
+    "load_medical_image",
+    "load_medical_volume",
 ]

@@ -525,6 +525,7 @@ class _VisMaeImageProcessingMixin:
         """Step 2 of the pipeline: any input dtype -> float32 in [0, 1] (or any finite range for min-max)."""
         if math.prod(image.shape) == 0:
             raise ValueError(f"Image {index} is empty (shape {tuple(image.shape)}).")
+        input_dtype = str(image.dtype).removeprefix("torch.")
         full_scale = _unsigned_range(image)
         if full_scale is not None and do_rescale:
             factor = rescale_factor if full_scale == 255.0 else 1.0 / full_scale
@@ -541,7 +542,7 @@ class _VisMaeImageProcessingMixin:
         if accepts_any_range:
             return image
         raise ValueError(
-            f"Image {index} ({image.dtype}) has values in [{low:g}, {high:g}], outside [0, 1]. Pass "
+            f"Image {index} ({input_dtype}) has values in [{low:g}, {high:g}], outside [0, 1]. Pass "
             "hounsfield_window (a CT preset or (width, level)) for images in HU, scale the image to [0, 1] first, or "
             "use normalization='min_max'."
         )
@@ -694,10 +695,7 @@ class VisMaeImageProcessor(_VisMaeImageProcessingMixin, BaseImageProcessor):
             image = torch.from_numpy(np.ascontiguousarray(image))
         if image.ndim == 2:
             image = image[None]
-        elif (input_data_format or infer_channel_dimension_format(image, num_channels=(1, 2, 3, 4))) in (
-            ChannelDimension.LAST,
-            "channels_last",
-        ):
+        elif _channels_last(image, input_data_format):
             image = image.permute(2, 0, 1)
         image = _drop_alpha(image)
         return image.to(device) if device is not None else image
@@ -733,10 +731,7 @@ class VisMaeImageProcessorPil(_VisMaeImageProcessingMixin, PilBackend):
             image = image.astype(image.dtype.newbyteorder("="))
         if image.ndim == 2:
             image = image[None]
-        elif (input_data_format or infer_channel_dimension_format(image, num_channels=(1, 2, 3, 4))) in (
-            ChannelDimension.LAST,
-            "channels_last",
-        ):
+        elif _channels_last(image, input_data_format):
             image = np.moveaxis(image, -1, 0)
         return _drop_alpha(image)
 
@@ -749,6 +744,17 @@ class VisMaeImageProcessorPil(_VisMaeImageProcessingMixin, PilBackend):
             for channel in image
         ]
         return np.stack(channels).astype(np.float32, copy=False)
+
+
+def _channels_last(image, input_data_format) -> bool:
+    """Whether a 3-D image is (H, W, C). Grey/RGB counts (1, 3) are looked for first, so that a (4, 4, 3) RGB image
+    is not read as a 4-channel (RGBA) image 4 pixels wide."""
+    if input_data_format is None:
+        try:
+            input_data_format = infer_channel_dimension_format(image, num_channels=(1, 3))
+        except ValueError:
+            input_data_format = infer_channel_dimension_format(image, num_channels=(2, 4))
+    return ChannelDimension(input_data_format) == ChannelDimension.LAST
 
 
 def _drop_alpha(image):
