@@ -71,6 +71,14 @@ def test_converted_directories_reload_without_missing_or_unexpected_keys(convert
         assert report["unmapped"] == [] and report["missing"] == []
 
 
+def test_converted_directories_carry_the_recipe_normalisation(converted):
+    from vis_mae_hf import VisMaeImageProcessor
+
+    expected = {"pretraining": "pretraining", "segmentation": "min_max", "classification": "none"}
+    for task, normalization in expected.items():
+        assert VisMaeImageProcessor.from_pretrained(converted[task]).normalization == normalization
+
+
 def test_architecture_is_read_off_the_weights(converted):
     arguments = json.loads((OFFICIAL_VECTORS / "pretrain.json").read_text())
     config = VisMaeForPreTraining.from_pretrained(converted["pretraining"]).config

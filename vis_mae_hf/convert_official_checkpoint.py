@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from .configuration_vis_mae import VisMaeConfig
+from .image_processing_vis_mae import VisMaeImageProcessor
 from .modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
@@ -331,32 +332,17 @@ def convert_state_dict(
     return model, report
 
 
-def recipe_processor_kwargs(task: str, image_size: int) -> dict:
-    """Image-processor settings of the published recipe for `task`."""
-    normalization = {"pretraining": "pretraining", "segmentation": "min_max", "classification": "none"}[task]
-    return {"normalization": normalization, "size": {"height": image_size, "width": image_size}}
-
-
 def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | Path) -> ConversionReport:
     state_dict, args = load_published_checkpoint(checkpoint)
     model, report = convert_state_dict(state_dict, task, args)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
-    processor = _recipe_processor(report.task, model.config)
-    if processor is not None:
-        processor.save_pretrained(output)
+    # The image-processor settings of the recipe the checkpoint was trained with (normalisation differs per task).
+    height, _ = model.config.image_height_width
+    VisMaeImageProcessor.for_recipe(report.task, image_size=height, num_channels=model.config.num_channels).save_pretrained(output)
     (output / "conversion_report.json").write_text(json.dumps({"source": str(checkpoint), **report.to_dict()}, indent=1))
     return report
-
-
-def _recipe_processor(task: str, config: VisMaeConfig):
-    try:
-        from .image_processing_vis_mae import VisMaeImageProcessor
-    except ImportError:  # the processor module is optional for a bare weights conversion
-        return None
-    height, _ = config.image_height_width
-    return VisMaeImageProcessor.for_recipe(task, image_size=height, num_channels=config.num_channels)
 
 
 def main(argv: list[str] | None = None) -> int:
