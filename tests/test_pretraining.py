@@ -1,0 +1,201 @@
+"""Pretraining loop: distributed correctness, exact resumption, failure behaviour (issue: pretraining)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from vis_mae_hf.image_processing_vis_mae import VisMaeImageProcessor
+from vis_mae_hf.training.checkpointing import TrainingProgress, completed_checkpoints, resolve_resume_checkpoint
+from vis_mae_hf.training.pretraining_data import (
+    PretrainingDataError,
+    PretrainingExamples,
+    check_readable,
+    load_pretraining_images,
+)
+from vis_mae_hf.training.sampler import EpochShardSampler
+from vis_mae_hf.training.schedule import warmup_cosine_factor
+
+WORKER = Path(__file__).parent / "distributed_pretrain_worker.py"
+NUM_IMAGES = 24
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """24 small grey images, half tagged CT and half MR, saved as a datasets folder."""
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray((rng.random((48, 40)) * 255).astype(np.uint8)) for _ in range(NUM_IMAGES)]
+    dataset = datasets.Dataset.from_dict({"image": images, "modality": ["CT"] * 12 + ["MR"] * 12})
+    path = tmp_path_factory.mktemp("corpus") / "saved"
+    dataset.cast_column("image", datasets.Image()).save_to_disk(str(path))
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1, check=True, **extra):
+    command = [str(WORKER), "--dataset", str(corpus), "--output_dir", str(out / "run"), "--record_dir", str(out / "record"),
+               "--batch", str(batch), "--max_steps", str(max_steps)]
+    for key, value in extra.items():
+        command += [f"--{key}", str(value)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    if processes > 1:
+        # What `accelerate launch --multi_gpu` does, on CPU: torch.distributed.run sets RANK/WORLD_SIZE and
+        # Accelerate initialises a gloo process group from them.
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
+                    "--master_port", str(free_port())]
+    else:
+        launcher = [sys.executable]
+    result = subprocess.run(launcher + command, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+def keys_by_epoch(path: Path) -> dict[int, list[int]]:
+    grouped: dict[int, list[int]] = {}
+    for epoch, index in json.loads(path.read_text()):
+        grouped.setdefault(epoch, []).append(index)
+    return grouped
+
+
+def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(corpus, tmp_path):
+    # 24 images, global batch 4 -> 6 steps per epoch; 9 steps cross into the second epoch.
+    run_worker(corpus, tmp_path / "ddp", batch=2, max_steps=9, processes=2)
+    run_worker(corpus, tmp_path / "single", batch=4, max_steps=9, processes=1)
+    rank0 = load_file(tmp_path / "ddp/record/weights_rank0.safetensors")
+    rank1 = load_file(tmp_path / "ddp/record/weights_rank1.safetensors")
+    single = load_file(tmp_path / "single/record/weights_rank0.safetensors")
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "ranks diverged: the model is not data-parallel"
+    worst = max((rank0[k] - single[k]).abs().max().item() for k in rank0)
+    assert worst < 1e-5, f"2 processes differ from 1 process by {worst}"
+
+    seen0 = keys_by_epoch(tmp_path / "ddp/record/seen_rank0.json")
+    seen1 = keys_by_epoch(tmp_path / "ddp/record/seen_rank1.json")
+    single_seen = keys_by_epoch(tmp_path / "single/record/seen_rank0.json")
+    assert sorted(seen0) == [0, 1] and len(seen0[0]) == 12 and len(seen0[1]) == 6
+    for epoch in (0, 1):
+        assert not set(seen0[epoch]) & set(seen1[epoch]), f"ranks shared samples in epoch {epoch}"
+        # the samples of each optimiser step are the same whatever the number of processes
+        for step in range(len(seen0[epoch]) // 2):
+            together = set(seen0[epoch][2 * step: 2 * step + 2]) | set(seen1[epoch][2 * step: 2 * step + 2])
+            assert together == set(single_seen[epoch][4 * step: 4 * step + 4])
+    assert seen0[0][:6] != seen0[1][:6], "the order did not change between epochs"
+    assert sorted(seen0[0] + seen1[0]) == list(range(NUM_IMAGES))  # every image once per epoch
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(corpus, tmp_path):
+    # batch 4, checkpoints every 3 steps; SIGKILL after 5 steps' worth of samples (mid step 6, after checkpoint-3).
+    uninterrupted = tmp_path / "uninterrupted"
+    run_worker(corpus, uninterrupted, batch=4, max_steps=8)
+    interrupted = tmp_path / "interrupted"
+    killed = run_worker(corpus, interrupted, batch=4, max_steps=8, checkpointing_steps=3, check=False, sigkill_after_samples=21)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert [p.name for p in completed_checkpoints(interrupted / "run")] == ["checkpoint-3"]
+    assert not (interrupted / "run" / "model.safetensors").exists()
+    run_worker(corpus, interrupted, batch=4, max_steps=8, checkpointing_steps=3, resume_from_checkpoint="latest")
+    expected = load_file(uninterrupted / "record/weights_rank0.safetensors")
+    resumed = load_file(interrupted / "record/weights_rank0.safetensors")
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected), "the resumed run differs from the uninterrupted one"
+    # it continued where it stopped: the resumed process drew only steps 4..8 (5 steps x 4 samples)
+    assert len(json.loads((interrupted / "record/seen_rank0.json").read_text())) == 20
+    summary = json.loads((interrupted / "run/training_summary.json").read_text())
+    assert summary["global_steps"] == 8
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_a_checkpoint_before_it(corpus, tmp_path):
+    result = run_worker(corpus, tmp_path, batch=4, max_steps=12, check=False, learning_rate=1e9)
+    assert result.returncode != 0
+    assert "NonFiniteLossError" in result.stderr and "training stopped before applying it" in result.stderr
+    checkpoint = completed_checkpoints(tmp_path / "run")[-1]
+    step = json.loads((checkpoint / "progress.json").read_text())["global_step"]
+    assert f"at step {step + 1}" in result.stderr
+    weights = load_file(checkpoint / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in weights.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Units
+# ---------------------------------------------------------------------------------------------------------------------
+def test_sampler_shards_disjointly_and_reshuffles_each_epoch():
+    samplers = [EpochShardSampler(50, per_process_batch_size=4, num_processes=3, process_index=r, seed=1) for r in range(3)]
+    assert samplers[0].steps_per_epoch == 4  # 50 // 12, the tail that cannot fill a step is dropped
+    epoch0 = [[i for _, i in s] for s in samplers]
+    assert all(len(keys) == 16 for keys in epoch0)
+    assert len(set().union(*map(set, epoch0))) == 48
+    for s in samplers:
+        s.set_epoch(1)
+    epoch1 = [[i for _, i in s] for s in samplers]
+    assert epoch0 != epoch1
+    samplers[0].set_epoch(1, start_step=3)
+    assert [i for _, i in samplers[0]] == epoch1[0][12:] and len(samplers[0]) == 4
+    with pytest.raises(ValueError, match="fewer than one optimiser step needs"):
+        EpochShardSampler(10, per_process_batch_size=8, num_processes=2)
+
+
+def test_schedule_warms_up_linearly_then_decays_to_zero_on_a_half_cosine():
+    assert [warmup_cosine_factor(s, 4, 12) for s in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert warmup_cosine_factor(8, 4, 12) == pytest.approx(0.5)
+    assert warmup_cosine_factor(12, 4, 12) == pytest.approx(0.0)
+
+
+def test_examples_are_a_function_of_seed_epoch_and_index(corpus):
+    images = load_pretraining_images(corpus)
+    processor = VisMaeImageProcessor.for_recipe("pretraining", image_size=64)
+    examples = PretrainingExamples(images, processor, num_mask_units=16, seed=3)
+    a, b = examples[(0, 5)], examples[(0, 5)]
+    assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["noise"], b["noise"])
+    assert a["pixel_values"].shape == (3, 64, 64) and a["noise"].shape == (16,)
+    assert not torch.equal(a["noise"], examples[(1, 5)]["noise"])
+
+
+def test_modality_filter_and_bad_datasets_fail_before_training(corpus, tmp_path):
+    assert len(load_pretraining_images(corpus, "mr")) == 12
+    with pytest.raises(PretrainingDataError, match=r"holds no PET images \(it has \{'CT': 12, 'MR': 12\}\)"):
+        load_pretraining_images(corpus, "pet")
+    with pytest.raises(PretrainingDataError, match="does not exist"):
+        load_pretraining_images(tmp_path / "nowhere")
+    empty = tmp_path / "empty"
+    datasets.Dataset.from_dict({"image": []}, features=datasets.Features({"image": datasets.Image()})).save_to_disk(str(empty))
+    with pytest.raises(PretrainingDataError, match=f"{empty} holds no images"):
+        load_pretraining_images(empty)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "notes.txt").write_text("not an image")
+    with pytest.raises(PretrainingDataError, match="neither a corpus"):
+        load_pretraining_images(junk)
+    with pytest.raises(PretrainingDataError, match="--modality 'brain' is not one of generic, ct, mr, pet, xray, us"):
+        load_pretraining_images(corpus, "brain")
+
+
+def test_an_unreadable_first_image_is_reported_by_name(tmp_path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(PretrainingDataError) as error:
+        images = load_pretraining_images(broken)
+        check_readable(PretrainingExamples(images, VisMaeImageProcessor.for_recipe("pretraining"), 196, 0), str(broken))
+    assert str(broken) in str(error.value)
+
+
+def test_resume_latest_needs_a_complete_checkpoint(tmp_path):
+    (tmp_path / "checkpoints" / ".tmp-checkpoint-6").mkdir(parents=True)  # a save killed half-way
+    with pytest.raises(FileNotFoundError, match="no complete checkpoint"):
+        resolve_resume_checkpoint(tmp_path, "latest")
+    complete = tmp_path / "checkpoints" / "checkpoint-4"
+    complete.mkdir()
+    (complete / "progress.json").write_text(json.dumps(TrainingProgress(global_step=4).__dict__))
+    assert resolve_resume_checkpoint(tmp_path, "latest") == complete

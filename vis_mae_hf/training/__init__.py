@@ -1,0 +1,1 @@
+"""Building blocks of the training loops: sampling, schedules, checkpoints, pretraining data, pictures."""
