@@ -1,0 +1,366 @@
+"""From a publisher's tree to a `datasets.DatasetDict` on disk: the part shared by every source.
+
+A source module (`sources/<set>.py`) says *what* is in the publisher's layout: it lists cases (an image, a volume
+or an exam, each with its patient id, split and an optional class to stratify on) and turns one case into rows.
+This module does the rest the same way for every set: patient-grouped folds and label ranks (`folds.py`),
+the schema (`features.py`), streaming rows to Arrow through `Dataset.from_generator` (constant memory, optional
+worker processes), writing `save_to_disk` or parquet shards, the summary, and idempotent re-runs.
+
+Output layout (`OUTPUT`):
+    dataset_dict.json, train/, test/ ...      (`--format arrow`, read with `datasets.load_from_disk`), or
+    data/train-00000-of-00001.parquet ...     (`--format parquet`, read with `load_dataset("parquet", ...)`)
+    vis_mae_conversion.json                   what was converted, with which options, the summary
+    folds.json                                seed, method, fold of every patient, counts per fold
+`load_converted(OUTPUT)` reads either format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .features import TASK_SEGMENTATION, TASKS, build_features
+from .folds import NOT_IN_CROSS_VALIDATION, FoldAssignment, assign_patient_folds
+from .summary import format_summary, summarize_dataset_dict
+
+CONVERSION_METADATA_FILE = "vis_mae_conversion.json"
+FOLDS_FILE = "folds.json"
+# Bumped when the rows a converter produces change, so an old output is not silently reused.
+CONVERSION_FORMAT_VERSION = 1
+SPLITS = ("train", "validation", "test")
+_PARQUET_SHARD_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Case:
+    """One unit of conversion: an image, a volume or an exam, with what is known before decoding it.
+
+    Attributes:
+        patient_id: the patient (or the closest thing the publisher gives); folds group on it and it becomes the
+            row's `case_id`.
+        split: "train" (the cross-validation pool), "validation" or "test" (official held-out splits).
+        files: named input paths, relative to the source directory.
+        stratum: case-level class used to stratify folds (None: no stratification).
+        info: anything else the converter needs for the rows (a class index, an exam id, ...).
+        fold_unit: what folds and label ranks are assigned to; the patient (default), or a slice for one-subject
+            sets whose folds are contiguous slabs.
+    """
+
+    patient_id: str
+    split: str = "train"
+    files: dict[str, str] = field(default_factory=dict)
+    stratum: Hashable | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    fold_unit: str | None = None
+
+    def __post_init__(self):
+        if self.fold_unit is None:
+            self.fold_unit = self.patient_id
+
+
+class SourceConverter:
+    """Base of the per-source converters. Subclasses are dataclasses whose fields are the conversion options."""
+
+    name: ClassVar[str]
+    task: ClassVar[str]
+    homepage: ClassVar[str] = ""
+    license: ClassVar[str] = ""
+    citation: ClassVar[str] = ""
+
+    def label_names(self, source_dir: Path) -> list[str]:
+        """Class names (classification) or names of the mask values 0..K (segmentation)."""
+        raise NotImplementedError
+
+    def extra_columns(self) -> dict:
+        """Source-specific columns, name -> `datasets` feature."""
+        return {}
+
+    def list_cases(self, source_dir: Path) -> list[Case]:
+        raise NotImplementedError
+
+    def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
+        """Rows of one case: `image`, the target, `slice_index`, `source_file` and the extra columns."""
+        raise NotImplementedError
+
+    def assign_folds(self, train_cases: list[Case], *, n_folds: int, seed: int) -> FoldAssignment:
+        """Folds of the cross-validation pool: patient-grouped, stratified on `Case.stratum` where possible."""
+        return assign_patient_folds(
+            [case.fold_unit for case in train_cases], [case.stratum for case in train_cases], n_folds=n_folds, seed=seed
+        )
+
+    def options(self) -> dict:
+        return dataclasses.asdict(self) if dataclasses.is_dataclass(self) else {}
+
+    def note(self, message: str) -> None:
+        """Record something `list_cases` decided that a user should know (a dropped duplicate, a skipped file)."""
+        self.__dict__.setdefault("_notes", []).append(message)
+
+    def conversion_notes(self) -> list[str]:
+        return list(self.__dict__.get("_notes", []))
+
+    def description(self) -> str:
+        """The source module's docstring: the published layout, the slices and windows chosen, and why."""
+        return (sys.modules[type(self).__module__].__doc__ or "").strip()
+
+
+def require_path(path: Path, what: str) -> Path:
+    """`path` if it exists, otherwise a FileNotFoundError naming what was expected there."""
+    if not path.exists():
+        raise FileNotFoundError(f"Expected {what} at {path}, but it does not exist.")
+    return path
+
+
+def relative_to_source(path: Path, source_dir: Path) -> str:
+    try:
+        return path.relative_to(source_dir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+@dataclass
+class ConversionResult:
+    output_dir: Path
+    summary: dict
+    reused: bool
+
+    def load(self):
+        return load_converted(self.output_dir)
+
+
+def convert_source(
+    converter: SourceConverter,
+    source_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    seed: int = 0,
+    n_folds: int = 5,
+    output_format: str = "arrow",
+    num_proc: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ConversionResult:
+    """Convert the publisher's tree at `source_dir` into a dataset at `output_dir`.
+
+    Idempotent: when `output_dir` already holds a finished conversion with the same source, options, seed, folds
+    and format, it is reused as is. Output is written to a temporary sibling and moved into place at the end, so an
+    interrupted run never leaves a half-written dataset that looks finished.
+    """
+    if converter.task not in TASKS:
+        raise ValueError(f"{type(converter).__name__}.task must be one of {TASKS}, got {converter.task!r}.")
+    if output_format not in ("arrow", "parquet"):
+        raise ValueError(f"output_format must be 'arrow' or 'parquet', got {output_format!r}.")
+    source_dir = Path(source_dir).expanduser().resolve()
+    if not source_dir.is_dir():
+        raise FileNotFoundError(f"Source directory {source_dir} for {converter.name!r} does not exist.")
+    output_dir = Path(output_dir).expanduser().resolve()
+    request = {
+        "format_version": CONVERSION_FORMAT_VERSION,
+        "source": converter.name,
+        "source_dir": str(source_dir),
+        "options": converter.options(),
+        "seed": seed,
+        "n_folds": n_folds,
+        "output_format": output_format,
+    }
+    request = json.loads(json.dumps(request, default=str))  # compare as it will read back (tuples -> lists)
+    existing = _existing_conversion(output_dir)
+    if existing is not None:
+        if not overwrite and all(existing.get(key) == value for key, value in request.items()):
+            if progress:
+                print(f"{output_dir} already holds this conversion; nothing to do.")
+                print(format_summary(existing["summary"]))
+            return ConversionResult(output_dir, existing["summary"], reused=True)
+        if not overwrite:
+            differing = sorted(key for key, value in request.items() if existing.get(key) != value)
+            raise FileExistsError(
+                f"{output_dir} holds a different conversion (differs in {', '.join(differing)}); "
+                "choose another --output or pass --overwrite to replace it."
+            )
+    elif output_dir.exists() and any(output_dir.iterdir()):
+        raise FileExistsError(
+            f"{output_dir} exists, is not empty and is not a vis-mae conversion; refusing to write into it."
+        )
+
+    converter.__dict__.pop("_notes", None)
+    cases = converter.list_cases(source_dir)
+    if not cases:
+        raise ValueError(
+            f"No {converter.name} cases found under {source_dir}. Expected the publisher's layout:\n"
+            f"{converter.description()}"
+        )
+    unknown_splits = sorted({case.split for case in cases} - set(SPLITS))
+    if unknown_splits:
+        raise ValueError(f"{converter.name}: cases in unknown split(s) {unknown_splits}; expected {SPLITS}.")
+    train_cases = [case for case in cases if case.split == "train"]
+    if not train_cases:
+        raise ValueError(f"{converter.name}: no cases in the cross-validation pool (split 'train') under {source_dir}.")
+    assignment = converter.assign_folds(train_cases, n_folds=n_folds, seed=seed)
+    label_names = converter.label_names(source_dir)
+    features = build_features(
+        converter.task, label_names, n_folds=n_folds, extra_columns=converter.extra_columns()
+    )
+
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    try:
+        dataset_dict = _build_splits(
+            converter, cases, source_dir, features, assignment, staging / "cache", num_proc, progress
+        )
+        summary = summarize_dataset_dict(
+            dataset_dict, task=converter.task, label_names=label_names, n_folds=n_folds
+        )
+        _write(dataset_dict, staging / "out", output_format)
+        del dataset_dict
+        summary["fold_method"] = assignment.method
+        summary["fold_notes"] = assignment.notes
+        metadata = dict(
+            request,
+            task=converter.task,
+            label_names=label_names,
+            mask_labels={str(i): name for i, name in enumerate(label_names)}
+            if converter.task == TASK_SEGMENTATION
+            else None,
+            homepage=converter.homepage,
+            license=converter.license,
+            citation=converter.citation,
+            source_notes=converter.conversion_notes(),
+            summary=summary,
+        )
+        folds_json = dict(assignment.to_json_dict(), rows_per_fold=summary["splits"]["train"].get("rows_per_fold"))
+        (staging / "out" / FOLDS_FILE).write_text(json.dumps(folds_json, indent=2))
+        # Written last: its presence is what marks the conversion as finished.
+        (staging / "out" / CONVERSION_METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        (staging / "out").rename(output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress:
+        print(format_summary(summary))
+    return ConversionResult(output_dir, summary, reused=False)
+
+
+def _existing_conversion(output_dir: Path) -> dict | None:
+    marker = output_dir / CONVERSION_METADATA_FILE
+    if not marker.is_file():
+        return None
+    try:
+        return json.loads(marker.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def _build_splits(converter, cases, source_dir, features, assignment, cache_dir, num_proc, progress):
+    from datasets import Dataset, DatasetDict
+    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    splits = {}
+    bars_were_disabled = are_progress_bars_disabled()
+    disable_progress_bars()  # our per-case bar is the progress report; the datasets one would duplicate it
+    try:
+        for split in SPLITS:
+            split_cases = [case for case in cases if case.split == split]
+            if not split_cases:
+                continue
+            # `from_generator` shards over list-valued kwargs, one generator call per element: hand it one chunk
+            # of cases per worker process (a single chunk without workers), so each process shows one bar.
+            n_chunks = max(1, min(num_proc or 1, len(split_cases)))
+            case_chunks = [tuple(split_cases[index::n_chunks]) for index in range(n_chunks)]
+            dataset = Dataset.from_generator(
+                generate_rows,
+                features=features,
+                cache_dir=str(cache_dir),
+                gen_kwargs={
+                    "case_chunks": case_chunks,
+                    "converter": converter,
+                    "source_dir": str(source_dir),
+                    "fold_of": assignment.fold_of if split == "train" else {},
+                    "label_rank_of": assignment.label_rank_of if split == "train" else {},
+                    "n_folds": assignment.n_folds,
+                    "progress": (progress, f"{converter.name} {split}"),
+                },
+                num_proc=n_chunks if n_chunks > 1 else None,
+                split=split,
+                # A fresh fingerprint: the source files may have changed since a previous run with equal arguments.
+                fingerprint=uuid.uuid4().hex,
+            )
+            if len(dataset) == 0:
+                raise ValueError(
+                    f"{converter.name}: the {len(split_cases)} case(s) of split {split!r} produced no rows "
+                    f"(options: {converter.options()})."
+                )
+            splits[split] = dataset
+    finally:
+        if not bars_were_disabled:
+            enable_progress_bars()
+    return DatasetDict(splits)
+
+
+def generate_rows(case_chunks, converter, source_dir, fold_of, label_rank_of, n_folds, progress):
+    """The `from_generator` generator: the converter's rows, plus case id, fold and label ranks."""
+    from tqdm.auto import tqdm
+
+    show, description = progress
+    not_in_cv = [NOT_IN_CROSS_VALIDATION] * n_folds
+    source = Path(source_dir)
+    cases = [case for chunk in case_chunks for case in chunk]
+    for case in tqdm(cases, desc=description, unit="case", disable=not show):
+        fold = fold_of.get(case.fold_unit, NOT_IN_CROSS_VALIDATION)
+        ranks = label_rank_of.get(case.fold_unit, not_in_cv)
+        for row in converter.iter_rows(case, source):
+            row["case_id"] = case.patient_id
+            row["fold"] = fold
+            row["label_rank"] = ranks
+            yield row
+
+
+def _write(dataset_dict, output: Path, output_format: str) -> None:
+    if output_format == "arrow":
+        dataset_dict.save_to_disk(str(output))
+        return
+    data_dir = output / "data"
+    data_dir.mkdir(parents=True)
+    for split, dataset in dataset_dict.items():
+        n_shards = max(1, math.ceil(dataset.data.nbytes / _PARQUET_SHARD_BYTES))
+        for index in range(n_shards):
+            shard = dataset.shard(n_shards, index, contiguous=True)
+            shard.to_parquet(str(data_dir / f"{split}-{index:05d}-of-{n_shards:05d}.parquet"))
+
+
+def load_converted(path: str | Path, *, output_format: str | None = None):
+    """Load a dataset written by `convert_source` (either format) as a `DatasetDict`."""
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    path = Path(path)
+    if output_format is None:
+        output_format = "arrow" if (path / "dataset_dict.json").is_file() else "parquet"
+    if output_format == "arrow":
+        if not (path / "dataset_dict.json").is_file():
+            raise FileNotFoundError(f"{path} holds no saved DatasetDict (dataset_dict.json missing).")
+        return load_from_disk(str(path))
+    shards = sorted((path / "data").glob("*.parquet"))
+    if not shards:
+        raise FileNotFoundError(f"{path}/data holds no parquet shards.")
+    data_files: dict[str, list[str]] = {}
+    for shard in shards:
+        data_files.setdefault(shard.name.split("-", 1)[0], []).append(str(shard))
+    return DatasetDict(
+        {split: load_dataset("parquet", data_files=files, split="train") for split, files in data_files.items()}
+    )
+
+
+def read_conversion_metadata(path: str | Path) -> dict:
+    """The `vis_mae_conversion.json` of a converted dataset (task, label names, options, summary)."""
+    marker = Path(path) / CONVERSION_METADATA_FILE
+    if not marker.is_file():
+        raise FileNotFoundError(f"{path} is not a finished vis-mae conversion ({CONVERSION_METADATA_FILE} missing).")
+    return json.loads(marker.read_text())

@@ -1,0 +1,1 @@
+"""One module per published source: its layout, its label encoding, which slices and windows, and why."""
