@@ -1,4 +1,4 @@
-"""VIS-MAE image processors: windowing functions, every normalisation, input kinds, masks, the two backends, save/load."""
+"""VIS-MAE image processors: windowing, every normalisation, input kinds, masks, both backends, save/load."""
 
 import json
 
@@ -47,7 +47,8 @@ def test_presets_are_the_documented_windows():
     assert CT_WINDOW_PRESETS["brain"] == (80, 40) and CT_WINDOW_PRESETS["bone"] == (1800, 400)
     # The BTCV recipes are HU clips: their windows must map the clip bounds onto 0 and 1.
     for name, (low, high) in {"btcv_transunet": (-125, 275), "btcv_unetr": (-175, 250)}.items():
-        np.testing.assert_allclose(apply_window(np.array([low, high, low - 1, high + 1]), *resolve_window(name)), [0, 1, 0, 1])
+        windowed = apply_window(np.array([low, high, low - 1, high + 1]), *resolve_window(name))
+        np.testing.assert_allclose(windowed, [0, 1, 0, 1])
 
 
 def test_resolve_window():
@@ -116,7 +117,10 @@ def test_recipes():
     [
         ({"normalization": "zscore"}, r"normalization must be one of pretraining, min_max, none, mean_std"),
         ({"normalization": "mean_std"}, r"needs image_mean"),
-        ({"normalization": "mean_std", "image_mean": [0.5, 0.5], "image_std": 0.2}, r"image_mean has 2 values but num_channels is 3"),
+        (
+            {"normalization": "mean_std", "image_mean": [0.5, 0.5], "image_std": 0.2},
+            r"image_mean has 2 values but num_channels is 3",
+        ),
         ({"num_channels": 2}, r"num_channels must be 1 or 3"),
         ({"resample": PILImageResampling.LANCZOS}, r"resample must be NEAREST \(0\), BILINEAR \(2\) or BICUBIC \(3\)"),
         ({"hounsfield_window": "header"}, r"needs a file header.*load_medical_image"),
@@ -140,7 +144,8 @@ def test_pretraining_normalisation_uses_one_scalar_on_every_channel(backend):
     pixel_values = pixels_of(backend(size={"height": 4, "width": 4}), image)
     assert pixel_values.shape == (1, 3, 4, 4) and pixel_values.dtype == np.float32
     for channel, value in enumerate((0, 128, 255)):
-        np.testing.assert_allclose(pixel_values[0, channel], (value / 255 - PRETRAINING_MEAN) / PRETRAINING_STD, atol=1e-6)
+        expected = (value / 255 - PRETRAINING_MEAN) / PRETRAINING_STD
+        np.testing.assert_allclose(pixel_values[0, channel], expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -172,7 +177,9 @@ def test_none_normalisation_gives_plain_unit_pixels(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mean_std_normalisation_per_channel(backend):
     image = np.full((5, 5, 3), 0.5, np.float32)
-    processor = backend(normalization="mean_std", image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.25, 0.1], size={"height": 5, "width": 5})
+    processor = backend(
+        normalization="mean_std", image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.25, 0.1], size={"height": 5, "width": 5}
+    )
     pixel_values = pixels_of(processor, image)
     for channel, (mean, std) in enumerate(zip([0.1, 0.2, 0.3], [0.5, 0.25, 0.1])):
         np.testing.assert_allclose(pixel_values[0, channel], (0.5 - mean) / std, atol=1e-6)
@@ -212,7 +219,8 @@ def test_sixteen_bit_and_float_inputs(backend):
     floats = unit.astype(np.float32)
     np.testing.assert_allclose(pixels_of(processor, floats)[0, 0], floats, atol=1e-7)  # [0, 1]: not rescaled
     np.testing.assert_allclose(pixels_of(processor, Image.fromarray(floats))[0, 0], floats, atol=1e-7)  # PIL "F"
-    with pytest.raises(ValueError, match=r"Image 0 \(float32\) has values in \[\d.*\], outside \[0, 1\].*hounsfield_window"):
+    message = r"Image 0 \(float32\) has values in \[\d.*\], outside \[0, 1\].*hounsfield_window"
+    with pytest.raises(ValueError, match=message):
         processor(floats * 255)
     with pytest.raises(ValueError, match=r"Image 0 \(int16\) has values in \[-1000, 400\], outside \[0, 1\]"):
         processor(np.array([[-1000, 400]], np.int16))
@@ -221,18 +229,23 @@ def test_sixteen_bit_and_float_inputs(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_hounsfield_window_applies_to_raw_values_only(backend):
     hounsfield = np.linspace(-1000, 1000, 64, dtype=np.float32).reshape(8, 8)
-    processor = backend(hounsfield_window="abdomen", normalization="none", size={"height": 8, "width": 8}, num_channels=1)
-    np.testing.assert_allclose(pixels_of(processor, hounsfield)[0, 0], np.clip((hounsfield + 160) / 400, 0, 1), atol=1e-6)
+    settings = {"normalization": "none", "size": {"height": 8, "width": 8}, "num_channels": 1}
+    processor = backend(hounsfield_window="abdomen", **settings)
+    abdomen = np.clip((hounsfield + 160) / 400, 0, 1)
+    np.testing.assert_allclose(pixels_of(processor, hounsfield)[0, 0], abdomen, atol=1e-6)
     as_int16 = hounsfield.astype(np.int16)
-    np.testing.assert_allclose(pixels_of(processor, as_int16)[0, 0], np.clip((as_int16 + 160) / 400, 0, 1), atol=1e-6)
-    np.testing.assert_allclose(pixels_of(processor, Image.fromarray(as_int16.astype(np.int32)))[0, 0], np.clip((as_int16 + 160) / 400, 0, 1), atol=1e-6)
+    int16_abdomen = np.clip((as_int16 + 160) / 400, 0, 1)
+    np.testing.assert_allclose(pixels_of(processor, as_int16)[0, 0], int16_abdomen, atol=1e-6)
+    as_pil_int32 = Image.fromarray(as_int16.astype(np.int32))  # PIL mode "I"
+    np.testing.assert_allclose(pixels_of(processor, as_pil_int32)[0, 0], int16_abdomen, atol=1e-6)
     # Already-windowed images (8-bit PNGs, load_medical_image output in [0, 1]) pass through untouched.
     display = (np.arange(64).reshape(8, 8) * 3).astype(np.uint8)
     np.testing.assert_allclose(pixels_of(processor, display)[0, 0], display / 255.0, atol=1e-7)
     unit = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     np.testing.assert_allclose(pixels_of(processor, unit)[0, 0], unit, atol=1e-7)
-    explicit = backend(hounsfield_window=[1500, -600], normalization="none", size={"height": 8, "width": 8}, num_channels=1)
-    np.testing.assert_allclose(pixels_of(explicit, hounsfield)[0, 0], np.clip((hounsfield + 1350) / 1500, 0, 1), atol=1e-6)
+    explicit = backend(hounsfield_window=[1500, -600], **settings)
+    lung = np.clip((hounsfield + 1350) / 1500, 0, 1)
+    np.testing.assert_allclose(pixels_of(explicit, hounsfield)[0, 0], lung, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -266,7 +279,9 @@ def test_bad_images_are_refused(backend):
 # ------------------------------------------------------------------------------------------------ resizing, backends
 
 
-@pytest.mark.parametrize("resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.NEAREST])
+@pytest.mark.parametrize(
+    "resample", [PILImageResampling.BILINEAR, PILImageResampling.BICUBIC, PILImageResampling.NEAREST]
+)
 @pytest.mark.parametrize("normalization", ["pretraining", "min_max", "none"])
 def test_torch_and_pil_backends_agree(resample, normalization):
     settings = {"size": {"height": 224, "width": 224}, "resample": resample, "normalization": normalization}
@@ -298,7 +313,8 @@ def test_backends_agree_on_hounsfield_input_with_one_channel():
 def test_resize_matches_antialiased_bilinear(backend):
     image = smooth_image(96, 64).astype(np.float32)
     resized = pixels_of(backend(normalization="none", size={"height": 48, "width": 40}, num_channels=1), image)
-    expected = F.interpolate(torch.from_numpy(image)[None, None].double(), size=(48, 40), mode="bilinear", antialias=True)
+    as_batch = torch.from_numpy(image)[None, None].double()
+    expected = F.interpolate(as_batch, size=(48, 40), mode="bilinear", antialias=True)
     np.testing.assert_allclose(resized[0, 0], expected[0, 0].numpy(), atol=1e-6)
 
 
@@ -318,7 +334,8 @@ def test_masks_become_labels_by_nearest_neighbour(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_mask_values_are_untouched_when_shrinking(backend):
     rng = np.random.default_rng(0)
-    masks = [rng.choice([0, 1, 5, 13], size=(300, 484)), Image.fromarray(rng.choice([0, 2, 9], size=(100, 80)).astype(np.uint8), mode="P")]
+    palette_mask = Image.frombytes("P", (80, 100), rng.choice([0, 2, 9], size=(100, 80)).astype(np.uint8).tobytes())
+    masks = [rng.choice([0, 1, 5, 13], size=(300, 484)), palette_mask]
     images = [np.zeros((300, 484), np.uint8), np.zeros((100, 80, 3), np.uint8)]
     labels = backend(size={"height": 224, "width": 224})(images, segmentation_maps=masks, return_tensors="pt")["labels"]
     assert labels.shape == (2, 224, 224)
@@ -395,7 +412,9 @@ def test_post_process_semantic_segmentation_resizes_logits_then_takes_argmax():
     assert torch.equal(maps[1], expected)
     unresized = processor.post_process_semantic_segmentation(outputs)
     assert torch.equal(unresized[0], logits[0].argmax(0))
-    probabilities = VisMaeImageProcessor().post_process_semantic_segmentation_probabilities(outputs, target_sizes=torch.tensor([[16, 20], [5, 7]]))
+    probabilities = VisMaeImageProcessor().post_process_semantic_segmentation_probabilities(
+        outputs, target_sizes=torch.tensor([[16, 20], [5, 7]])
+    )
     assert probabilities[0].shape == (3, 16, 20)
     torch.testing.assert_close(probabilities[0].sum(0), torch.ones(16, 20))
     assert torch.equal(probabilities[1].argmax(0), maps[1])
@@ -415,7 +434,7 @@ def test_post_process_errors_and_pipeline_compatibility():
         assert not hasattr(backend, "post_process_instance_segmentation")
 
 
-# ------------------------------------------------------------------------------------------------ Auto classes, pipeline
+# ------------------------------------------------------------------------------------------- Auto classes, pipeline
 
 
 def test_auto_image_processor_picks_the_backend(tmp_path):
@@ -440,7 +459,8 @@ def test_image_segmentation_pipeline_returns_masks_at_the_original_size(tiny_con
     config = tiny_config(num_labels=3, id2label=labels, label2id={name: i for i, name in labels.items()})
     torch.manual_seed(0)
     model = VisMaeForSemanticSegmentation(config).eval()
-    segmenter = pipeline("image-segmentation", model=model, image_processor=backend.for_recipe("segmentation", image_size=64))
+    processor = backend.for_recipe("segmentation", image_size=64)
+    segmenter = pipeline("image-segmentation", model=model, image_processor=processor)
     image = Image.fromarray((smooth_image(50, 70) * 255).astype(np.uint8))
     results = segmenter(image)
     assert results and {result["label"] for result in results} <= set(labels.values())

@@ -68,7 +68,8 @@ def test_head_ct_header_window_matches_hounsfield_arithmetic():
 
 
 def test_ct_without_window_uses_its_header_window():
-    assert np.array_equal(load_medical_image(pydicom_file("693_UNCR.dcm")), load_medical_image(pydicom_file("693_UNCR.dcm"), window="header"))
+    path = pydicom_file("693_UNCR.dcm")
+    assert np.array_equal(load_medical_image(path), load_medical_image(path, window="header"))
 
 
 @pytest.mark.parametrize(
@@ -100,7 +101,8 @@ def test_enhanced_ct_rescale_and_window_come_from_functional_groups():
     for frame in (0, 1):
         hounsfield = stored("eCT_Supplemental.dcm", frame).astype(np.float64) - 1024.0
         expected = np.clip((hounsfield - (49 - 102 / 2)) / 102, 0, 1)
-        np.testing.assert_allclose(load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame), expected, atol=1e-6)
+        loaded = load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame)
+        np.testing.assert_allclose(loaded, expected, atol=1e-6)
         explicit = np.clip((hounsfield - (40 - 400 / 2)) / 400, 0, 1)
         np.testing.assert_allclose(
             load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame, window="abdomen"), explicit, atol=1e-6
@@ -465,7 +467,8 @@ def test_series_with_different_image_sizes_is_refused(tmp_path):
     dataset = pydicom.dcmread(odd)
     dataset.SeriesInstanceUID = pydicom.dcmread(next((tmp_path / "series").iterdir())).SeriesInstanceUID
     dataset.save_as(tmp_path / "series" / "odd_one")
-    with pytest.raises(MixedSeriesError, match=r"image sizes \(Rows, Columns\).*\(12, 10\) \(6 files\).*\(8, 8\) \(1 files\)"):
+    message = r"image sizes \(Rows, Columns\).*\(12, 10\) \(6 files\).*\(8, 8\) \(1 files\)"
+    with pytest.raises(MixedSeriesError, match=message):
         load_medical_volume(tmp_path / "series")
 
 
@@ -612,7 +615,8 @@ def test_missing_decoder_names_the_packages_to_install(monkeypatch):
     path = pydicom_file("693_J2KR.dcm")
     decoder = get_decoder(pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID)
     monkeypatch.setattr(decoder, "_available", {})  # as if no JPEG 2000 plugin were installed
-    with pytest.raises(MissingDicomDecoderError, match=r"693_J2KR\.dcm is compressed as JPEG 2000.*pylibjpeg-openjpeg") as caught:
+    message = r"693_J2KR\.dcm is compressed as JPEG 2000.*pylibjpeg-openjpeg"
+    with pytest.raises(MissingDicomDecoderError, match=message) as caught:
         load_medical_image(path)
     assert isinstance(caught.value, ImportError) and isinstance(caught.value, ValueError)
 

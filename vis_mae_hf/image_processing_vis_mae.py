@@ -179,7 +179,8 @@ def recipe_processor_kwargs(recipe: str, image_size: int | None = None) -> dict[
         "num_channels": 3,  # the published models take 3 channels; grey images are repeated
         "hounsfield_window": None,
     }
-    kwargs.update({key: (dict(value) if isinstance(value, dict) else value) for key, value in RECIPE_PROCESSOR_KWARGS[recipe].items()})
+    for key, value in RECIPE_PROCESSOR_KWARGS[recipe].items():
+        kwargs[key] = dict(value) if isinstance(value, dict) else value  # a copy: callers may edit the result
     if image_size is not None:
         if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
             raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
@@ -391,7 +392,7 @@ class _VisMaeImageProcessingMixin:
         if do_resize:
             if size is None or not size.height or not size.width:
                 raise ValueError(f"size must be {{'height': int, 'width': int}} when do_resize=True, got {size!r}.")
-            if int(resample) not in _SUPPORTED_RESAMPLING:
+            if resample is None or int(resample) not in _SUPPORTED_RESAMPLING:
                 raise ValueError(
                     f"resample must be NEAREST (0), BILINEAR (2) or BICUBIC (3): the two backends agree on those only; "
                     f"got {resample!r}."

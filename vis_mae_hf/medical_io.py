@@ -144,7 +144,9 @@ def load_medical_image(
         raise MedicalImageError(f"slice_index applies to NIfTI volumes; {path} is not one (use frame for frames).")
     if kind == "nifti":
         if frame is not None:
-            raise MedicalImageError(f"frame applies to multi-frame DICOM and TIFF; for the NIfTI {path} use slice_index.")
+            raise MedicalImageError(
+                f"frame applies to multi-frame DICOM and TIFF; for the NIfTI {path} use slice_index."
+            )
         return _load_nifti_slice(path, window, slice_index)
     if kind == "raster":
         return _load_raster_image(path, window, frame)
@@ -441,7 +443,9 @@ def _header_windowed(values: np.ndarray, dataset: Dataset, frame_index: int, win
             listed = ", ".join(
                 f"{i}: width {w:g} level {c:g}{f' ({e})' if e else ''}" for i, (w, c, e) in enumerate(windows)
             )
-            raise MedicalImageError(f"window_index={window_index} is out of range for {path}, whose windows are {listed}.")
+            raise MedicalImageError(
+                f"window_index={window_index} is out of range for {path}, whose windows are {listed}."
+            )
         width, level, _ = windows[window_index]
         if width <= 0:
             raise MedicalImageError(f"{path} has a header window with width {width:g}; widths must be > 0.")
@@ -523,7 +527,9 @@ def _series_slices(folder: Path) -> list[tuple[Path, Dataset]]:
         except InvalidDicomError:
             continue  # not DICOM at all (notes, thumbnails, .DS_Store)
         except Exception as error:
-            raise UnreadableMedicalImageError(f"{path} (in the series folder) is a truncated or corrupt DICOM: {error}") from error
+            raise UnreadableMedicalImageError(
+                f"{path} (in the series folder) is a truncated or corrupt DICOM: {error}"
+            ) from error
         if not any(keyword in dataset for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
             continue  # DICOMDIR, reports, presentation states
         slices.append((path, dataset))
@@ -617,7 +623,9 @@ def _load_nifti(path: Path) -> nib.Nifti1Image:
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) > 3:
-        raise MedicalImageError(f"{path} holds {len(shape)}-D data of shape {image.shape}; expected a 2-D or 3-D image.")
+        raise MedicalImageError(
+            f"{path} holds {len(shape)}-D data of shape {image.shape}; expected a 2-D or 3-D image."
+        )
     try:
         data = np.asarray(image.dataobj, dtype=np.float32).reshape(shape + (1,) * (3 - len(shape)))
     except Exception as error:
@@ -632,9 +640,14 @@ def _load_nifti_slice(path: Path, window, slice_index: int | None) -> np.ndarray
     n_slices = volume.shape[2]
     if slice_index is None:
         slice_index = n_slices // 2
-    elif isinstance(slice_index, bool) or not isinstance(slice_index, (int, np.integer)) or not 0 <= slice_index < n_slices:
+    elif (
+        isinstance(slice_index, bool)
+        or not isinstance(slice_index, (int, np.integer))
+        or not 0 <= slice_index < n_slices
+    ):
         raise MedicalImageError(
-            f"slice_index={slice_index!r} is out of range for {path}, which has {n_slices} axial slices (0..{n_slices - 1})."
+            f"slice_index={slice_index!r} is out of range for {path}, which has {n_slices} axial slices "
+            f"(0..{n_slices - 1})."
         )
     # RAS array [x, y] -> radiological display [row, column]: rows from anterior down, columns from patient's right.
     plane = volume[:, :, int(slice_index)].T[::-1, ::-1]
@@ -679,7 +692,9 @@ def _load_raster_image(path: Path, window, frame: int | None) -> np.ndarray:
             )
         return pixels.astype(np.float32) / 255.0
     if pixels.ndim != 2:
-        raise MedicalImageError(f"{path}: expected a greyscale image for {pixels.dtype} data, got shape {pixels.shape}.")
+        raise MedicalImageError(
+            f"{path}: expected a greyscale image for {pixels.dtype} data, got shape {pixels.shape}."
+        )
     # 16-bit / 32-bit / float images hold raw values, often in a small part of their range: min-max, not /65535.
     return np.asarray(_windowed(pixels, window, path), dtype=np.float32)
 
