@@ -12,7 +12,9 @@ import importlib
 import sys
 
 # sub-command -> module that provides `register_cli(subparsers)`
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "data": "vis_mae_hf.data.cli",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

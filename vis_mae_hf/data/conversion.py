@@ -260,7 +260,8 @@ def _existing_conversion(output_dir: Path) -> dict | None:
 
 
 def _build_splits(converter, cases, source_dir, features, assignment, cache_dir, num_proc, progress):
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
+    from datasets.exceptions import DatasetGenerationError
     from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
 
     splits = {}
@@ -271,28 +272,15 @@ def _build_splits(converter, cases, source_dir, features, assignment, cache_dir,
             split_cases = [case for case in cases if case.split == split]
             if not split_cases:
                 continue
-            # `from_generator` shards over list-valued kwargs, one generator call per element: hand it one chunk
-            # of cases per worker process (a single chunk without workers), so each process shows one bar.
-            n_chunks = max(1, min(num_proc or 1, len(split_cases)))
-            case_chunks = [tuple(split_cases[index::n_chunks]) for index in range(n_chunks)]
-            dataset = Dataset.from_generator(
-                generate_rows,
-                features=features,
-                cache_dir=str(cache_dir),
-                gen_kwargs={
-                    "case_chunks": case_chunks,
-                    "converter": converter,
-                    "source_dir": str(source_dir),
-                    "fold_of": assignment.fold_of if split == "train" else {},
-                    "label_rank_of": assignment.label_rank_of if split == "train" else {},
-                    "n_folds": assignment.n_folds,
-                    "progress": (progress, f"{converter.name} {split}"),
-                },
-                num_proc=n_chunks if n_chunks > 1 else None,
-                split=split,
-                # A fresh fingerprint: the source files may have changed since a previous run with equal arguments.
-                fingerprint=uuid.uuid4().hex,
-            )
+            try:
+                dataset = _generate_split(
+                    converter, split_cases, source_dir, features, assignment, split, cache_dir, num_proc, progress
+                )
+            except DatasetGenerationError as error:
+                # datasets wraps the converter's error; the user needs the original (it names the bad file).
+                if error.__cause__ is not None:
+                    raise error.__cause__ from None
+                raise
             if len(dataset) == 0:
                 raise ValueError(
                     f"{converter.name}: the {len(split_cases)} case(s) of split {split!r} produced no rows "
@@ -303,6 +291,33 @@ def _build_splits(converter, cases, source_dir, features, assignment, cache_dir,
         if not bars_were_disabled:
             enable_progress_bars()
     return DatasetDict(splits)
+
+
+def _generate_split(converter, split_cases, source_dir, features, assignment, split, cache_dir, num_proc, progress):
+    from datasets import Dataset
+
+    # `from_generator` shards over list-valued kwargs, one generator call per element: hand it one chunk
+    # of cases per worker process (a single chunk without workers), so each process shows one bar.
+    n_chunks = max(1, min(num_proc or 1, len(split_cases)))
+    case_chunks = [tuple(split_cases[index::n_chunks]) for index in range(n_chunks)]
+    return Dataset.from_generator(
+        generate_rows,
+        features=features,
+        cache_dir=str(cache_dir),
+        gen_kwargs={
+            "case_chunks": case_chunks,
+            "converter": converter,
+            "source_dir": str(source_dir),
+            "fold_of": assignment.fold_of if split == "train" else {},
+            "label_rank_of": assignment.label_rank_of if split == "train" else {},
+            "n_folds": assignment.n_folds,
+            "progress": (progress, f"{converter.name} {split}"),
+        },
+        num_proc=n_chunks if n_chunks > 1 else None,
+        split=split,
+        # A fresh fingerprint: the source files may have changed since a previous run with equal arguments.
+        fingerprint=uuid.uuid4().hex,
+    )
 
 
 def generate_rows(case_chunks, converter, source_dir, fold_of, label_rank_of, n_folds, progress):

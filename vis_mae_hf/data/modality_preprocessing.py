@@ -1,0 +1,300 @@
+"""Per-modality intensity preprocessing of unlabelled (and generic labelled) images: files -> [0, 1] grey slices.
+
+Decoding, modality transforms, header windows and MONOCHROME1 inversion are `medical_io`'s job; this module only
+decides, per modality, which window or normalisation to ask for and what to do after:
+
+- CT: the file's own header window (WindowCenter/WindowWidth or VOI LUT: the view the scanner or technologist
+  chose for that series: lung for a chest CT, brain for a head CT), else `ct_window` (default "abdomen",
+  W400/L40: the downstream CT tasks are abdominal, and it shows every soft tissue). NIfTI CT has no usable window
+  in its header: `ct_window`.
+- MR, PET: [0.5, 99.5] percentiles -> [0, 1] (no physical scale shared between scanners; percentiles resist the few
+  very bright voxels of fat, vessels or bladder that would squash min-max); per image for 2-D files, per volume
+  for NIfTI volumes.
+- XRAY: the header VOI (window or VOI LUT) when present, else percentiles; MONOCHROME1 is inverted by the loader.
+- US: grey as stored, colour (RGB, palette, YBR) to grey by ITU-R 601-2 luminance, what PIL's convert("L") uses.
+- PNG/JPEG/TIFF display images (8-bit) are kept as they are: someone already chose their window.
+
+Frames: a multi-frame DICOM or a volume gives at most `max_images_per_file` images, evenly spaced (neighbouring
+cine frames and thin slices are near-duplicates that add cost, not information); constant frames/slices (air,
+padding) are dropped. A DICOM series stored one slice per file gives one image per file.
+
+Modality of non-DICOM files (NIfTI, PNG, ...): from a caller's hint, else from a folder name on the path (CT, MR,
+MRI, PET, XRAY, X-RAY, CR, DX, US, ULTRASOUND, as a whole word), else unknown: such files are reported, not guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image as PILImage
+
+MODALITIES = ("CT", "MR", "PET", "XRAY", "US")
+# Folder-name words that name a modality. "PT" and "MRI"-like abbreviations of patient ids are deliberately not
+# here: "pt_017" is a patient, not PET.
+_FOLDER_WORDS = {
+    "ct": "CT",
+    "mr": "MR",
+    "mri": "MR",
+    "pet": "PET",
+    "xray": "XRAY",
+    "x-ray": "XRAY",
+    "cr": "XRAY",
+    "dx": "XRAY",
+    "radiograph": "XRAY",
+    "radiographs": "XRAY",
+    "us": "US",
+    "ultrasound": "US",
+}
+
+
+class SkippedFile(ValueError):
+    """A file that gives no image, with the reason and a short category for the summary counts."""
+
+    NOT_AN_IMAGE = "not an image file"
+    MODALITY_NOT_USED = "modality not used"
+    MODALITY_UNKNOWN = "modality unknown"
+    UNREADABLE = "unreadable or corrupt"
+    NO_CONTENT = "no non-constant frame"
+
+    def __init__(self, reason: str, category: str):
+        super().__init__(reason)
+        self.category = category
+
+
+@dataclass(frozen=True)
+class ModalityPreprocessing:
+    """The choices above, as options (recorded in the corpus summary).
+
+    Attributes:
+        ct_window: window for CT without a header window (and for all NIfTI CT): preset name or (width, level).
+        percentiles: low/high percentiles mapped to 0/1 for MR, PET and header-less XRAY.
+        max_images_per_file: most frames/slices taken from one multi-frame file or volume (None: all).
+        skip_constant: drop frames/slices with a single intensity (empty padding, air-only slices).
+    """
+
+    ct_window: str | tuple[float, float] = "abdomen"
+    percentiles: tuple[float, float] = (0.5, 99.5)
+    max_images_per_file: int | None = 16
+    skip_constant: bool = True
+
+
+def normalize_modality(name: str | None) -> str | None:
+    if name is None:
+        return None
+    upper = name.strip().upper().replace("-", "")
+    aliases = {"MRI": "MR", "PT": "PET", "CR": "XRAY", "DX": "XRAY", "XR": "XRAY"}
+    upper = aliases.get(upper, upper)
+    if upper not in MODALITIES:
+        raise ValueError(f"Unknown modality {name!r}; expected one of {MODALITIES}.")
+    return upper
+
+
+def modality_from_path(path: Path) -> str | None:
+    """A modality named by a folder on the path (nearest folder first), e.g. `data/MR/brain/scan.nii.gz` -> MR."""
+    for folder in reversed(path.parent.parts):
+        for word in re.split(r"[^a-z0-9-]+", folder.lower()):
+            if word in _FOLDER_WORDS:
+                return _FOLDER_WORDS[word]
+    return None
+
+
+def evenly_spaced(n_available: int, limit: int | None) -> list[int]:
+    """`limit` indices spread evenly over range(n_available) (all of them when limit is None or larger)."""
+    if limit is None or n_available <= limit:
+        return list(range(n_available))
+    return sorted(set(np.linspace(0, n_available - 1, limit).round().astype(int).tolist()))
+
+
+def percentile_rescale(values01: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Percentile window of an image already in [0, 1] (equal to the percentiles of its raw values: min-max is affine)."""
+    from .volumes import percentile_unit_range
+
+    return percentile_unit_range(values01, *percentiles)
+
+
+def to_grey(image01: np.ndarray) -> np.ndarray:
+    """(H, W) stays; (H, W, 3) colour -> (H, W) luminance, through PIL's ITU-R 601-2 conversion."""
+    if image01.ndim == 2:
+        return image01
+    from .features import quantize_unit_interval
+
+    rgb = PILImage.fromarray(quantize_unit_interval(image01[..., :3]))
+    return np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0
+
+
+def _is_constant(image: np.ndarray) -> bool:
+    return bool(image.size == 0 or float(image.max()) - float(image.min()) < 1e-6)
+
+
+def _read_dicom_header(path: Path):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=True)
+    except InvalidDicomError as error:
+        raise SkippedFile("not DICOM, NIfTI or a known image format", SkippedFile.NOT_AN_IMAGE) from error
+    except Exception as error:  # pydicom raises many types on truncated files
+        raise SkippedFile(f"unreadable DICOM header: {error}", SkippedFile.UNREADABLE) from error
+
+
+def _load_dicom_frame(path: Path, modality: str, frame: int | None, options: ModalityPreprocessing) -> np.ndarray:
+    from ..medical_io import MedicalImageError, UnreadableMedicalImageError, load_medical_image
+
+    if modality in ("CT", "XRAY"):
+        try:
+            image = load_medical_image(path, window="header", frame=frame)
+            return to_grey(image)
+        except UnreadableMedicalImageError:
+            raise
+        except MedicalImageError as error:
+            if "window='header'" not in str(error):
+                raise
+        # No window in the header.
+        if modality == "CT":
+            return to_grey(load_medical_image(path, window=options.ct_window, frame=frame))
+        return percentile_rescale(to_grey(load_medical_image(path, frame=frame)), options.percentiles)
+    image = to_grey(load_medical_image(path, frame=frame))
+    if modality in ("MR", "PET"):
+        return percentile_rescale(image, options.percentiles)
+    return image  # US: as stored
+
+
+def read_dicom_images(
+    path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
+) -> tuple[str, list[tuple[int, np.ndarray]]]:
+    """(modality, [(frame index or -1, [0, 1] grey image)]) of one DICOM file."""
+    from ..medical_io import MedicalImageError, modality_of
+
+    header = _read_dicom_header(path)
+    modality = modality_of(header)
+    if modality is None:
+        raw = str(header.get("Modality", "") or "none").strip() or "none"
+        if modality_hint is None:
+            raise SkippedFile(f"DICOM modality {raw!r} is not one of {MODALITIES}", SkippedFile.MODALITY_NOT_USED)
+        modality = modality_hint
+    try:
+        n_frames = max(int(header.get("NumberOfFrames", 1) or 1), 1)
+    except (TypeError, ValueError) as error:
+        raise SkippedFile(
+            f"invalid NumberOfFrames {header.get('NumberOfFrames')!r}", SkippedFile.UNREADABLE
+        ) from error
+    images = []
+    try:
+        if n_frames == 1:
+            images.append((-1, _load_dicom_frame(path, modality, None, options)))
+        else:
+            for frame in evenly_spaced(n_frames, options.max_images_per_file):
+                images.append((frame, _load_dicom_frame(path, modality, frame, options)))
+    except MedicalImageError as error:
+        raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
+    return modality, _drop_constant(images, options)
+
+
+def read_volume_images(
+    path: Path, modality: str, options: ModalityPreprocessing
+) -> list[tuple[int, np.ndarray]]:
+    """[(axial slice index, [0, 1] grey image)] of a NIfTI file or a DICOM series folder, normalised per volume."""
+    from ..medical_io import MedicalImageError, load_medical_volume
+    from .volumes import AXIAL, display_slice, min_max_unit_range, percentile_unit_range, window_unit_range
+
+    try:
+        volume, _ = load_medical_volume(path)
+    except MedicalImageError as error:
+        raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
+    if modality == "CT":
+        scaled = window_unit_range(volume, options.ct_window)
+    elif modality in ("MR", "PET"):
+        scaled = percentile_unit_range(volume, *options.percentiles)
+    else:
+        scaled = min_max_unit_range(volume)
+    n_slices = scaled.shape[AXIAL]
+    if options.skip_constant:
+        in_plane = tuple(axis for axis in range(scaled.ndim) if axis != AXIAL)
+        varies = (scaled.max(axis=in_plane) - scaled.min(axis=in_plane)) > 1e-6
+        candidates = np.flatnonzero(varies).tolist()
+    else:
+        candidates = list(range(n_slices))
+    chosen = [candidates[i] for i in evenly_spaced(len(candidates), options.max_images_per_file)]
+    return [(index, display_slice(scaled, AXIAL, index)) for index in chosen]
+
+
+def read_raster_image(path: Path) -> list[tuple[int, np.ndarray]]:
+    """[(-1, [0, 1] grey image)] of a PNG/JPEG/TIFF/BMP: 8-bit kept as is, 16-bit/float min-max (medical_io)."""
+    from ..medical_io import MedicalImageError, count_frames, load_medical_image
+
+    try:
+        n_frames = count_frames(path)
+        if n_frames > 1:
+            raise SkippedFile(
+                f"multi-page image with {n_frames} pages; convert pages to files or DICOM", SkippedFile.NOT_AN_IMAGE
+            )
+        return [(-1, to_grey(load_medical_image(path)))]
+    except MedicalImageError as error:
+        raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
+
+
+def file_kind(path: Path) -> str:
+    """"nifti", "raster" or "dicom" (DICOM files are named anyhow, so it is the default)."""
+    from ..medical_io import NIFTI_SUFFIXES, RASTER_SUFFIXES
+
+    name = path.name.lower()
+    if name.endswith(NIFTI_SUFFIXES):
+        return "nifti"
+    if name.endswith(RASTER_SUFFIXES):
+        return "raster"
+    return "dicom"
+
+
+def read_images(
+    path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
+) -> tuple[str, list[tuple[int, np.ndarray]]]:
+    """(modality, [(frame/slice index or -1, [0, 1] grey image at native size)]) of any supported file.
+
+    Raises `SkippedFile` with the reason when the file gives no image.
+    """
+    kind = file_kind(path)
+    if kind == "dicom":
+        return read_dicom_images(path, options, modality_hint)
+    modality = modality_hint or modality_from_path(path)
+    if modality is None:
+        raise SkippedFile(
+            f"no modality: a {kind} file carries none; put it under a folder named CT, MR, PET, XRAY or US, or pass "
+            "a modality for its input folder",
+            SkippedFile.MODALITY_UNKNOWN,
+        )
+    if kind == "nifti":
+        return modality, read_volume_images(path, modality, options)
+    return modality, _drop_constant(read_raster_image(path), options)
+
+
+def _drop_constant(images, options: ModalityPreprocessing):
+    if not options.skip_constant:
+        return images
+    return [(index, image) for index, image in images if not _is_constant(image)]
+
+
+def letterbox(image01: np.ndarray, size: int) -> np.ndarray:
+    """Resize keeping the aspect ratio so the longer side is `size`, centre on a black `size` x `size` uint8 square.
+
+    Aspect is kept because a plain resize of a 300x484 abdominal MR or a 1955x1841 radiograph would distort anatomy
+    the model then learns as normal; black padding is the background of almost every medical image, and the padded
+    band is the same in every epoch, so the model learns nothing spurious from it beyond "background".
+    """
+    from .features import quantize_unit_interval
+
+    height, width = image01.shape
+    scale = size / max(height, width)
+    new_height, new_width = max(1, round(height * scale)), max(1, round(width * scale))
+    resized = PILImage.fromarray(np.asarray(image01, dtype=np.float32)).resize(
+        (new_width, new_height), PILImage.Resampling.BILINEAR  # PIL widens the filter when shrinking: antialiased
+    )
+    canvas = np.zeros((size, size), dtype=np.uint8)
+    top, left = (size - new_height) // 2, (size - new_width) // 2
+    canvas[top : top + new_height, left : left + new_width] = quantize_unit_interval(
+        np.clip(np.asarray(resized), 0.0, 1.0)
+    )
+    return canvas
