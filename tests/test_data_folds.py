@@ -101,3 +101,12 @@ def test_contiguous_slabs_for_one_subject():
     folds = [assignment.fold_of[s] for s in slices]
     assert folds == sorted(folds) and set(folds) == set(range(5))
     assert assignment.method == "contiguous slabs"
+
+
+def test_subset_helpers_respect_an_earlier_selection():
+    assignment = assign_patient_folds([f"p{i:02d}" for i in range(20)], n_folds=5, seed=2)
+    dataset = _toy_dataset(assignment)
+    first_half = dataset.select(range(0, len(dataset), 2))  # one row per patient, through an indices mapping
+    subset = select_training_subset(first_half, 0, 1.0)
+    assert len(subset) == 16 and set(subset["case_id"]) <= set(first_half["case_id"])
+    assert len(select_validation_fold(first_half, 0)) == 4

@@ -133,8 +133,8 @@ def process_file(task: tuple[InputFile, ModalityPreprocessing, int]) -> FileResu
     input_file, preprocessing, image_size = task
     path = Path(input_file.path)
     name = path.name.lower()
-    suffix = Path(name[:-3]).suffix if name.endswith(".gz") and not name.endswith(".nii.gz") else path.suffix.lower()
-    if suffix in _NON_IMAGE_SUFFIXES or (name.endswith(".gz") and not name.endswith(".nii.gz")):
+    compressed_non_nifti = name.endswith(".gz") and not name.endswith(".nii.gz")  # .tar.gz, .csv.gz, ...
+    if compressed_non_nifti or path.suffix.lower() in _NON_IMAGE_SUFFIXES:
         return FileResult(input_file.path, [], ignored=True)
     try:
         modality, images = read_images(path, preprocessing, input_file.modality_hint)

@@ -177,8 +177,13 @@ def _label_rank_matrix(dataset) -> np.ndarray:
             "The dataset has no `fold`/`label_rank` columns; convert it with `vis-mae data convert` "
             f"(columns present: {dataset.column_names})."
         )
-    ranks = dataset.data.column("label_rank").to_pylist()
+    ranks = _column(dataset, "label_rank")
     return np.asarray(ranks, dtype=np.int64).reshape(len(ranks), -1)
+
+
+def _column(dataset, name: str) -> list:
+    # The arrow format honours a selection/filter of the dataset (its indices mapping); `dataset.data` would not.
+    return dataset.with_format("arrow")[name].to_pylist()
 
 
 def select_training_subset(dataset, fold: int, fraction: float = 1.0):
@@ -202,7 +207,7 @@ def select_training_subset(dataset, fold: int, fraction: float = 1.0):
 
 def select_validation_fold(dataset, fold: int):
     """Rows held out in `fold` (the fold's validation data)."""
-    folds = np.asarray(dataset.data.column("fold").to_pylist())
+    folds = np.asarray(_column(dataset, "fold"))
     n_folds = _label_rank_matrix(dataset).shape[1] if len(dataset) else fold + 1
     if not 0 <= fold < n_folds:
         raise ValueError(f"fold must be in 0..{n_folds - 1} for this dataset, got {fold!r}.")
