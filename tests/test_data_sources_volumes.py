@@ -9,8 +9,8 @@ import pytest
 from test_data_support import check_converted, ct_volume_and_labels, noise_image, pet_series, save_nifti, save_png
 
 from vis_mae_hf.data import convert, load_converted
-from vis_mae_hf.image_processing_vis_mae import apply_window
 from vis_mae_hf.data.volumes import display_slice, through_plane_axis
+from vis_mae_hf.image_processing_vis_mae import apply_window
 
 
 def _convert(name, source, tmp_path, **options):
@@ -134,8 +134,6 @@ def make_amos_tree(root):
 def test_amos_converts_mr_only_by_default(tmp_path):
     source = make_amos_tree(tmp_path / "src")
     dataset, _ = _convert("amos", source, tmp_path)
-    from vis_mae_hf.data.sources.amos import _find_root  # noqa: F401  (layout discovery is exercised below)
-
     names = json.loads((source / "amos22" / "dataset.json").read_text())["labels"]
     check_converted(dataset, task="segmentation", label_names=[names[str(i)] for i in range(16)],
                     rows={"train": 6 * 3, "validation": 3},

@@ -157,7 +157,10 @@ def process_file(task: tuple[InputFile, ModalityPreprocessing, int]) -> FileResu
         return FileResult(input_file.path, [], skipped_reason=str(skipped), skipped_category=skipped.category)
     except Exception as error:  # a decoder bug on one odd file must not stop a million-file run: report it
         return FileResult(
-            input_file.path, [], skipped_reason=f"{type(error).__name__}: {error}", skipped_category=SkippedFile.UNREADABLE
+            input_file.path,
+            [],
+            skipped_reason=f"{type(error).__name__}: {error}",
+            skipped_category=SkippedFile.UNREADABLE,
         )
 
 
@@ -204,7 +207,9 @@ class _ShardWriter:
         if result.ignored:
             self.ignored += 1
         elif result.skipped_reason is not None:
-            self.skipped.append({"path": result.path, "category": result.skipped_category, "reason": result.skipped_reason})
+            self.skipped.append(
+                {"path": result.path, "category": result.skipped_category, "reason": result.skipped_reason}
+            )
         else:
             self.files_by_modality[result.modality] += 1
             self.images_by_modality[result.modality] += len(result.rows)
@@ -302,7 +307,8 @@ def build_corpus(
     """
     if shard_size < 1 or image_size < 8 or num_workers < 1:
         raise ValueError(
-            f"shard_size and num_workers must be >= 1 and image_size >= 8; got {shard_size}, {num_workers}, {image_size}."
+            "shard_size and num_workers must be >= 1 and image_size >= 8; got "
+            f"{shard_size}, {num_workers}, {image_size}."
         )
     preprocessing = preprocessing or ModalityPreprocessing()
     output_dir = Path(output_dir).resolve()

@@ -109,7 +109,7 @@ def evenly_spaced(n_available: int, limit: int | None) -> list[int]:
 
 
 def percentile_rescale(values01: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Percentile window of an image already in [0, 1] (equal to the percentiles of its raw values: min-max is affine)."""
+    """Percentile window of an image already in [0, 1]: the same as on its raw values, since min-max is affine."""
     from .volumes import percentile_unit_range
 
     return percentile_unit_range(values01, *percentiles)

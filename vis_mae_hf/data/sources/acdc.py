@@ -48,6 +48,11 @@ def read_info_cfg(path: Path) -> dict[str, str]:
     return info
 
 
+def _existing(folder: Path, stem: str) -> Path | None:
+    """`stem.nii.gz` or `stem.nii` in `folder` (both occur in the releases), else None."""
+    return next((path for path in (folder / f"{stem}.nii.gz", folder / f"{stem}.nii") if path.is_file()), None)
+
+
 @dataclass
 class ACDCConverter(SourceConverter):
     name = "acdc"
@@ -77,10 +82,12 @@ class ACDCConverter(SourceConverter):
             for phase in ("ED", "ES"):
                 frame = int(info[phase])
                 stem = f"{patient_dir.name}_frame{frame:02d}"
-                image = next((p for p in (patient_dir / f"{stem}.nii.gz", patient_dir / f"{stem}.nii") if p.is_file()), None)
-                mask = next((p for p in (patient_dir / f"{stem}_gt.nii.gz", patient_dir / f"{stem}_gt.nii") if p.is_file()), None)
+                image = _existing(patient_dir, stem)
+                mask = _existing(patient_dir, f"{stem}_gt")
                 if image is None:
-                    raise FileNotFoundError(f"acdc: {info_path} names {phase} frame {frame}, but {stem}.nii.gz is missing.")
+                    raise FileNotFoundError(
+                        f"acdc: {info_path} names {phase} frame {frame}, but {stem}.nii.gz is missing."
+                    )
                 if mask is None:
                     if split == "test":
                         self.note(f"{patient_dir.name} {phase}: no {stem}_gt.nii.gz, left out")
@@ -91,7 +98,10 @@ class ACDCConverter(SourceConverter):
                         patient_id=patient_dir.name,
                         split=split,
                         stratum=group_index if group_index >= 0 else None,
-                        files={"image": relative_to_source(image, source_dir), "mask": relative_to_source(mask, source_dir)},
+                        files={
+                            "image": relative_to_source(image, source_dir),
+                            "mask": relative_to_source(mask, source_dir),
+                        },
                         info={"phase": phase, "frame": frame, "group": group_index},
                     )
                 )
@@ -104,7 +114,9 @@ class ACDCConverter(SourceConverter):
         for index in range(image.shape[axis]):
             yield {
                 "image": encode_grey_image(display_slice(scaled, axis, index)),
-                "mask": encode_mask(display_slice(mask, axis, index), n_labels=len(ACDC_LABELS), name=case.files["mask"]),
+                "mask": encode_mask(
+                    display_slice(mask, axis, index), n_labels=len(ACDC_LABELS), name=case.files["mask"]
+                ),
                 "slice_index": index,
                 "source_file": case.files["image"],
                 "phase": case.info["phase"],

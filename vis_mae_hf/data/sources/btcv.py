@@ -94,7 +94,9 @@ class BTCVConverter(SourceConverter):
         for index in select_slices(mask, AXIAL, image.shape[AXIAL], self.slices, name=case.files["mask"]):
             yield {
                 "image": encode_grey_image(display_slice(windowed, AXIAL, index)),
-                "mask": encode_mask(display_slice(mask, AXIAL, index), n_labels=len(BTCV_LABELS), name=case.files["mask"]),
+                "mask": encode_mask(
+                    display_slice(mask, AXIAL, index), n_labels=len(BTCV_LABELS), name=case.files["mask"]
+                ),
                 "slice_index": index,
                 "source_file": case.files["image"],
             }

@@ -146,7 +146,12 @@ class _BUSIConverter(SourceConverter):
             if item.cls not in keep_classes:
                 continue
             cases.append(
-                Case(patient_id=group, stratum=item.cls, files={"image": item.image}, info={"masks": item.masks, "cls": item.cls})
+                Case(
+                    patient_id=group,
+                    stratum=item.cls,
+                    files={"image": item.image},
+                    info={"masks": item.masks, "cls": item.cls},
+                )
             )
         return cases
 

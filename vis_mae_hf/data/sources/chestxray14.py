@@ -60,7 +60,9 @@ def parse_findings(text: str, *, image: str) -> list[int]:
         return []
     unknown = [name for name in names if name not in FINDINGS]
     if unknown:
-        raise ValueError(f"chestxray14: {image} has unknown finding(s) {unknown}; expected {FINDINGS} or '{NO_FINDING}'.")
+        raise ValueError(
+            f"chestxray14: {image} has unknown finding(s) {unknown}; expected {FINDINGS} or '{NO_FINDING}'."
+        )
     return sorted(FINDINGS.index(name) for name in names)
 
 
@@ -101,7 +103,8 @@ class ChestXray14Converter(SourceConverter):
             reader = csv.DictReader(handle)
             required = {"Image Index", "Finding Labels", "Patient ID"}
             if not required <= set(reader.fieldnames or []):
-                raise ValueError(f"chestxray14: {entries_path} lacks columns {sorted(required - set(reader.fieldnames or []))}.")
+                missing_columns = sorted(required - set(reader.fieldnames or []))
+                raise ValueError(f"chestxray14: {entries_path} lacks columns {missing_columns}.")
             for row in reader:
                 image = row["Image Index"].strip()
                 if image not in split_of:

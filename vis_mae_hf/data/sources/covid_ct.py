@@ -70,7 +70,9 @@ class COVIDCTConverter(SourceConverter):
         with open(path, newline="") as handle:
             reader = csv.DictReader(handle)
             if not {"File name", "Patient ID"} <= set(reader.fieldnames or []):
-                raise ValueError(f"covid_ct: {path} needs columns `File name` and `Patient ID`, has {reader.fieldnames}.")
+                raise ValueError(
+                    f"covid_ct: {path} needs columns `File name` and `Patient ID`, has {reader.fieldnames}."
+                )
             return {row["File name"].strip(): row["Patient ID"].strip() for row in reader}
 
     def list_cases(self, source_dir: Path) -> list[Case]:

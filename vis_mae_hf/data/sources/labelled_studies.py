@@ -80,7 +80,10 @@ class LabelledStudiesConverter(SourceConverter):
             return found
         unknown = sorted(set(found) - set(self.class_names))
         if unknown:
-            raise ValueError(f"labelled_studies: class folder(s) {unknown} under {source_dir} are not in class_names {self.class_names}.")
+            raise ValueError(
+                f"labelled_studies: class folder(s) {unknown} under {source_dir} are not in class_names "
+                f"{self.class_names}."
+            )
         return list(self.class_names)
 
     def extra_columns(self) -> dict:
@@ -95,7 +98,9 @@ class LabelledStudiesConverter(SourceConverter):
         with open(table, newline="") as handle:
             reader = csv.DictReader(handle)
             if not {"study", "patient"} <= set(reader.fieldnames or []):
-                raise ValueError(f"labelled_studies: {table} needs columns `study` and `patient`, has {reader.fieldnames}.")
+                raise ValueError(
+                    f"labelled_studies: {table} needs columns `study` and `patient`, has {reader.fieldnames}."
+                )
             return {row["study"].strip(): row["patient"].strip() for row in reader}
 
     def list_cases(self, source_dir: Path) -> list[Case]:

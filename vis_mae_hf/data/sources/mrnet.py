@@ -37,7 +37,8 @@ _PUBLISHED_SPLITS = {"train": "train", "valid": "validation"}
 
 def _find_root(source_dir: Path) -> Path:
     for candidate in [source_dir, *sorted(path.parent for path in source_dir.rglob("train-acl.csv"))]:
-        if (candidate / "train").is_dir() and any((candidate / name).is_file() for name in ("train-acl.csv", "train-abnormal.csv")):
+        label_files = ("train-acl.csv", "train-abnormal.csv")
+        if (candidate / "train").is_dir() and any((candidate / name).is_file() for name in label_files):
             return candidate
     raise FileNotFoundError(f"mrnet: no MRNet tree (train/, train-acl.csv) under {source_dir}.")
 
@@ -98,7 +99,9 @@ class MRNetConverter(SourceConverter):
         for plane, relative in case.files.items():
             volume = np.load(source_dir / relative)
             if volume.ndim != 3 or volume.dtype != np.uint8:
-                raise ValueError(f"mrnet: {relative} should be uint8 (slices, H, W), got {volume.dtype} {volume.shape}.")
+                raise ValueError(
+                    f"mrnet: {relative} should be uint8 (slices, H, W), got {volume.dtype} {volume.shape}."
+                )
             for slice_index, pixels in enumerate(volume):
                 yield {
                     "image": encode_uint8_image(pixels),

@@ -70,7 +70,8 @@ class Prostate158Converter(SourceConverter):
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
         image, mask, affine = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
         if mask.max() > 2 or mask.min() < 0:
-            raise ValueError(f"prostate158: {case.files['mask']} holds values {np.unique(mask).tolist()}; expected 0, 1, 2.")
+            values = np.unique(mask).tolist()
+            raise ValueError(f"prostate158: {case.files['mask']} holds values {values}; expected 0, 1, 2.")
         if "tumor" in case.files:
             _, tumor, _ = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["tumor"])
             mask = np.where(tumor > 0, 3, mask).astype(mask.dtype)

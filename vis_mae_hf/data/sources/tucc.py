@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import TASK_SEGMENTATION, binarize_mask, encode_mask, encode_uint8_image
 
