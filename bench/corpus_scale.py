@@ -101,6 +101,10 @@ def main() -> int:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--append-results", action="store_true")
     args = parser.parse_args()
+    try:
+        import psutil  # noqa: F401  (used by the measured subprocess to sample worker memory)
+    except ImportError:
+        parser.error("this benchmark samples memory with psutil: pip install psutil")
 
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
