@@ -1,0 +1,396 @@
+"""`vis-mae hub export`: complete, deterministic repositories, per-variant processors, honest cards, validation."""
+
+import hashlib
+import importlib
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from PIL import Image
+
+import transformers
+import vis_mae_hf
+from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining, VisMaeForSemanticSegmentation, VisMaeImageProcessor
+from vis_mae_hf.cli import main as cli_main
+from vis_mae_hf.hub import (
+    CONFIG_AUTO_MAP,
+    IMAGE_PROCESSOR_AUTO_MAP,
+    REMOTE_CODE_FILES,
+    VARIANTS,
+    CardTemplateError,
+    ExportError,
+    SummaryError,
+    export_repository,
+    validate_repository,
+)
+from vis_mae_hf.hub.card import default_template_path
+from vis_mae_hf.image_processing_vis_mae import apply_window
+
+from conftest import tiny_config_kwargs
+
+IMAGE_SIZE = 64
+
+
+def training_summary(modality="mr", counts=None, **extra):
+    counts = counts if counts is not None else {modality.upper() if modality != "generic" else "CT": 12}
+    summary = {
+        "modality": modality,
+        "dataset": "built-in demo corpus",
+        "modality_counts": counts,
+        "num_images": sum(counts.values()),
+        "global_steps": 6,
+        "epochs": 2.0,
+        "final_loss": 0.4321,
+        "recipe": {"optimizer": "AdamW", "learning_rate": 0.001, "global_batch_size": 4, "mask_ratio": 0.75},
+        "package_version": vis_mae_hf.__version__,
+    }
+    summary.update(extra)
+    return summary
+
+
+def make_run(directory, modality="mr", seed=0, summary=None, processor=True, reconstruction=True):
+    """What `run_pretraining` leaves behind, at unit-test size."""
+    torch.manual_seed(seed)
+    model = VisMaeForPreTraining(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE)))
+    model.save_pretrained(directory)
+    if processor:
+        VisMaeImageProcessor.for_recipe("pretraining", image_size=IMAGE_SIZE).save_pretrained(directory)
+    (directory / "training_summary.json").write_text(json.dumps(summary or training_summary(modality)))
+    if reconstruction:
+        Image.fromarray(np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)).save(
+            directory / "reconstruction.png"
+        )
+    return directory
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    return make_run(tmp_path / "run")
+
+
+def file_digests(directory):
+    return {
+        path.relative_to(directory).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What a repository holds
+# ---------------------------------------------------------------------------------------------------------------------
+def test_export_writes_weights_full_auto_maps_code_and_card(run_dir, tmp_path):
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
+    assert sorted(p.name for p in repo.iterdir()) == sorted(
+        ["README.md", "config.json", "model.safetensors", "preprocessor_config.json", "training_summary.json",
+         "reconstruction.png", *REMOTE_CODE_FILES]
+    )
+    config = json.loads((repo / "config.json").read_text())
+    assert config["auto_map"] == CONFIG_AUTO_MAP
+    assert config["architectures"] == ["VisMaeForPreTraining"]
+    assert config["vis_mae_hf_version"] == vis_mae_hf.__version__
+    processor = json.loads((repo / "preprocessor_config.json").read_text())
+    assert processor["auto_map"] == IMAGE_PROCESSOR_AUTO_MAP
+    # the code files are the installed package's, byte for byte
+    package_dir = vis_mae_hf.__file__.rsplit("/", 1)[0]
+    for name in REMOTE_CODE_FILES:
+        assert (repo / name).read_bytes() == open(f"{package_dir}/{name}", "rb").read(), name
+    # the weights are the run's
+    exported = VisMaeForPreTraining.from_pretrained(repo).state_dict()
+    original = VisMaeForPreTraining.from_pretrained(run_dir).state_dict()
+    assert exported.keys() == original.keys() and all(torch.equal(exported[k], original[k]) for k in exported)
+    assert validate_repository(repo, "org/vis-mae-mr") == []
+
+
+def test_auto_map_covers_every_auto_class_the_package_registers():
+    registered = {
+        name
+        for name in dir(transformers)
+        if name.startswith("AutoModel")
+        and hasattr(getattr(transformers, name), "_model_mapping")
+        and VisMaeConfig in getattr(transformers, name)._model_mapping._extra_content
+    }
+    assert registered == {name for name in CONFIG_AUTO_MAP if name != "AutoConfig"}
+    for reference in CONFIG_AUTO_MAP.values():
+        module, class_name = reference.split(".")
+        assert hasattr(importlib.import_module(f"vis_mae_hf.{module}"), class_name), reference
+    image_processors = transformers.models.auto.image_processing_auto.IMAGE_PROCESSOR_MAPPING[VisMaeConfig]
+    assert {backend: cls.__name__ for backend, cls in image_processors.items()} == {
+        backend: reference.split(".")[1] for backend, reference in IMAGE_PROCESSOR_AUTO_MAP["AutoImageProcessor"].items()
+    }
+
+
+def test_reexport_is_byte_identical(run_dir, tmp_path):
+    summary = training_summary("mr")
+    first = export_repository(run_dir, "mr", tmp_path / "first", repo_id="org/vis-mae-mr", training_summary=summary)
+    second = export_repository(run_dir, "mr", tmp_path / "second", repo_id="org/vis-mae-mr", training_summary=summary)
+    digests = file_digests(first)
+    assert digests == file_digests(second)
+    # overwriting a previous export in place gives the same bytes again
+    export_repository(run_dir, "mr", first, repo_id="org/vis-mae-mr", training_summary=summary, overwrite=True)
+    assert file_digests(first) == digests
+
+
+def test_a_different_run_changes_the_weights_not_the_layout(tmp_path):
+    first = export_repository(make_run(tmp_path / "a", seed=0), "mr", tmp_path / "ra", repo_id="org/m")
+    second = export_repository(make_run(tmp_path / "b", seed=1), "mr", tmp_path / "rb", repo_id="org/m")
+    a, b = file_digests(first), file_digests(second)
+    assert a.keys() == b.keys()
+    assert [name for name in a if a[name] != b[name]] == ["model.safetensors"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Variant processors
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_each_variant_keeps_the_pretraining_input_and_only_ct_windows(tmp_path, variant):
+    counts = {"CT": 5, "MR": 7} if variant == "generic" else {variant.upper(): 12}
+    run = make_run(tmp_path / "run", summary=training_summary(variant, counts))
+    repo = export_repository(run, variant, tmp_path / "repo", repo_id=f"org/vis-mae-{variant}")
+    settings = json.loads((repo / "preprocessor_config.json").read_text())
+    assert settings["normalization"] == "pretraining"
+    assert settings["size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    assert settings.get("hounsfield_window") == ("abdomen" if variant == "ct" else None)
+    card = (repo / "README.md").read_text()
+    assert ("| intensity window | \"abdomen\" (width 400 HU, level 40 HU" in card) == (variant == "ct")
+
+
+def test_ct_repository_windows_hounsfield_units_and_mr_refuses_them(tmp_path):
+    ct = export_repository(make_run(tmp_path / "ct", summary=training_summary("ct")), "ct", tmp_path / "ct-repo", repo_id="o/c")
+    mr = export_repository(make_run(tmp_path / "mr"), "mr", tmp_path / "mr-repo", repo_id="o/m")
+    hounsfield = np.linspace(-1000, 1000, IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32).reshape(IMAGE_SIZE, IMAGE_SIZE)
+    pixels = VisMaeImageProcessor.from_pretrained(ct)(images=hounsfield, return_tensors="pt")["pixel_values"]
+    expected = (apply_window(hounsfield, 400, 40) - 0.223) / 0.202
+    assert torch.allclose(pixels[0, 0], torch.from_numpy(expected), atol=1e-5)
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
+        VisMaeImageProcessor.from_pretrained(mr)(images=hounsfield)
+
+
+def test_explicit_window_overrides_the_variant_default(tmp_path):
+    run = make_run(tmp_path / "run", summary=training_summary("ct"))
+    repo = export_repository(run, "ct", tmp_path / "repo", repo_id="o/c", hounsfield_window=(400, 75))
+    assert json.loads((repo / "preprocessor_config.json").read_text())["hounsfield_window"] == [400.0, 75.0]
+    with pytest.raises(ValueError, match="Unknown CT window 'skull'"):
+        export_repository(run, "ct", tmp_path / "bad", repo_id="o/c", hounsfield_window="skull")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_a_directory_without_processor_gets_the_published_pretraining_input(tmp_path):
+    run = make_run(tmp_path / "run", processor=False)
+    repo = export_repository(run, "mr", tmp_path / "repo", repo_id="o/m")
+    processor = VisMaeImageProcessor.from_pretrained(repo)
+    assert (processor.normalization, processor.num_channels) == ("pretraining", 3)
+    assert processor.size == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Refusals
+# ---------------------------------------------------------------------------------------------------------------------
+def test_export_refuses_a_variant_its_training_data_contradict(tmp_path, run_dir):
+    with pytest.raises(ExportError, match="records pretraining on modality 'mr'.*--variant mr"):
+        export_repository(run_dir, "ct", tmp_path / "repo")
+    mixed = make_run(tmp_path / "mixed", summary=training_summary("us", {"US": 4, "CT": 2}))
+    with pytest.raises(ExportError, match="other modalities \\{'CT': 2\\}"):
+        export_repository(mixed, "us", tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize(
+    "summary, message",
+    [
+        ({"modality": "mr", "modality_counts": {"MR": 3}, "num_images": 4}, "add up to 3 images but 'num_images' is 4"),
+        ({"modality": "brain", "modality_counts": {}, "num_images": 1}, "'modality' must be one of"),
+        ({"modality": "mr", "modality_counts": {"MR": 3}}, "'num_images' must be a positive integer"),
+        ({"modality": "mr", "modality_counts": {"MR": 3}, "num_images": 3, "final_loss": "low"}, "'final_loss' must be"),
+    ],
+)
+def test_export_refuses_a_training_summary_that_cannot_describe_the_weights(tmp_path, run_dir, summary, message):
+    with pytest.raises(SummaryError, match=message):
+        export_repository(run_dir, "mr", tmp_path / "repo", training_summary=summary)
+
+
+def test_export_needs_to_know_what_the_weights_were_trained_on(tmp_path, run_dir):
+    (run_dir / "training_summary.json").unlink()
+    with pytest.raises(ExportError, match="has no training_summary.json.*--training-summary"):
+        export_repository(run_dir, "mr", tmp_path / "repo")
+
+
+def test_export_refuses_fine_tuned_heads_and_incomplete_weights(tmp_path):
+    segmenter_dir = tmp_path / "segmenter"
+    VisMaeForSemanticSegmentation(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE))).save_pretrained(segmenter_dir)
+    (segmenter_dir / "training_summary.json").write_text(json.dumps(training_summary("mr")))
+    with pytest.raises(ExportError, match="holds a VisMaeForSemanticSegmentation model"):
+        export_repository(segmenter_dir, "mr", tmp_path / "repo")
+    # weights that leave part of the pretraining model uninitialised are not a checkpoint to publish
+    partial = make_run(tmp_path / "partial")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(partial / "model.safetensors")
+    save_file({k: v for k, v in state.items() if not k.startswith("reconstruction_head.")}, partial / "model.safetensors",
+              metadata={"format": "pt"})
+    with pytest.raises(ExportError, match="do not load completely.*reconstruction_head.weight"):
+        export_repository(partial, "mr", tmp_path / "repo")
+
+
+def test_export_never_clobbers_an_unrelated_folder(tmp_path, run_dir):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="exists and is not empty; pass overwrite=True"):
+        export_repository(run_dir, "mr", precious)
+    with pytest.raises(ExportError, match="is not a previous VIS-MAE export; refusing to delete it"):
+        export_repository(run_dir, "mr", precious, overwrite=True)
+    assert (precious / "notes.txt").read_text() == "keep me"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The model card
+# ---------------------------------------------------------------------------------------------------------------------
+def test_card_parses_and_states_data_recipe_limitations_and_version(run_dir, tmp_path):
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr", license="cc-by-nc-4.0",
+                             base_model="org/vis-mae-generic")
+    card = ModelCard.load(repo / "README.md")
+    metadata = card.data.to_dict()
+    assert metadata["library_name"] == "transformers"
+    assert metadata["pipeline_tag"] == "image-feature-extraction"
+    assert metadata["license"] == "cc-by-nc-4.0"
+    assert metadata["base_model"] == "org/vis-mae-generic"
+    assert {"vis-mae", "medical-imaging", "mri", "demo-weights"} <= set(metadata["tags"])
+    assert "model-index" not in metadata and "metrics" not in metadata  # no evaluation given: no results claimed
+    text = card.text
+    assert "${" not in text and "template-note" not in text
+    # data, from the training summary
+    assert "**12 unlabeled images**" in text and "| MR | 12 |" in text
+    # recipe, from the training summary
+    assert "6 optimisation steps, 2 epochs, final reconstruction loss 0.4321" in text
+    assert "| learning_rate | 0.001 |" in text and "| global_batch_size | 4 |" in text
+    # honesty about scale and results
+    assert "**Demonstration weights.**" in text and "none of the paper's results apply to them" in text
+    assert "No downstream evaluation of these weights was supplied" in text
+    # intended use, out of scope, limitations, version, citations
+    for section in ("## Intended use", "## Out-of-scope use", "## Limitations and biases", "## Citation"):
+        assert section in text
+    assert "This is not a medical device" in text
+    assert f"Exported with **vis-mae-hf {vis_mae_hf.__version__}**" in text
+    for citation in ("arXiv:2402.01034", "10.1016/j.compbiomed.2023.107037", "arXiv:2105.05537"):
+        assert citation in text
+    # how to use: the documented fine-tuning line and what the no-argument call gives
+    assert 'VisMaeForSemanticSegmentation.from_pretrained("org/vis-mae-mr")' in text
+    assert "repo, num_labels=K, depths=[2, 2, 6, 2]" in text
+    assert "![Masked inputs and their reconstructions" in text
+
+
+def test_card_with_an_evaluation_summary_reports_exactly_those_results(run_dir, tmp_path):
+    evaluation = {
+        "results": [
+            {"task": "semantic-segmentation", "dataset": "MNI152 tissue slices", "split": "5-fold cross-validation",
+             "label_fraction": 0.25, "metrics": {"dice_mean": 0.612, "precision_mean": 0.7}},
+            {"task": "image-classification", "dataset": "Modality from header", "dataset_id": "org/modality",
+             "metrics": {"roc_auc": 0.91}},
+        ]
+    }
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr", evaluation=evaluation)
+    card = ModelCard.load(repo / "README.md")
+    assert card.data.metrics == ["dice_mean", "precision_mean", "roc_auc"]
+    assert [(r.dataset_name, r.metric_type, r.metric_value) for r in card.data.eval_results] == [
+        ("MNI152 tissue slices", "dice_mean", 0.612), ("MNI152 tissue slices", "precision_mean", 0.7),
+        ("Modality from header", "roc_auc", 0.91),
+    ]
+    assert card.data.eval_results[2].dataset_type == "org/modality"
+    assert "| semantic-segmentation | MNI152 tissue slices | 5-fold cross-validation | 25% | dice_mean | 0.612 |" in card.text
+    assert json.loads((repo / "evaluation_summary.json").read_text()) == evaluation
+    assert validate_repository(repo, "org/vis-mae-mr") == []
+
+
+def test_card_of_real_scale_weights_does_not_call_them_demo(tmp_path):
+    summary = training_summary("generic", {"CT": 40000, "MR": 60000}, dataset="/data/corpus")
+    repo = export_repository(make_run(tmp_path / "run", summary=summary), "generic", tmp_path / "repo", repo_id="o/g")
+    card = ModelCard.load(repo / "README.md")
+    assert "demo-weights" not in card.data.tags
+    assert "Demonstration" not in card.text and "**Scale.** These weights were pretrained on 100,000 images" in card.text
+    assert "| **total** | **100,000** |" in card.text
+    assert "**VIS-MAE-Generic** (this repository)" in card.text
+
+
+def test_template_placeholders_must_match_the_renderer(run_dir, tmp_path):
+    template = tmp_path / "MODEL_CARD.md"
+    template.write_text(default_template_path().read_text().replace("${evaluation}", "${results_table}"))
+    with pytest.raises(CardTemplateError, match="unknown placeholders \\['results_table'\\].*lacks \\['evaluation'\\]"):
+        export_repository(run_dir, "mr", tmp_path / "repo", card_template=template)
+
+
+def test_the_shipped_template_is_the_repository_root_card():
+    root_card = vis_mae_hf.__file__.rsplit("/", 2)[0] + "/MODEL_CARD.md"
+    assert default_template_path().read_text() == open(root_card).read()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------------------
+def test_validation_lists_every_failure(run_dir, tmp_path):
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
+    (repo / "model.safetensors").unlink()
+    (repo / "pytorch_model.bin").write_bytes(b"pickle")
+    config = json.loads((repo / "config.json").read_text())
+    del config["auto_map"]["AutoModelForSemanticSegmentation"]
+    (repo / "config.json").write_text(json.dumps(config))
+    (repo / "image_processing_vis_mae.py").unlink()
+    card = (repo / "README.md").read_text()
+    (repo / "README.md").write_text(card.split("\n---\n", 1)[1].replace("## Limitations and biases", "## Caveats"))
+    failures = validate_repository(repo, "org/other-name")
+    expected = [
+        "pickle weight files ['pytorch_model.bin'] must not be published",
+        "weights missing: no model.safetensors",
+        "config.json auto_map['AutoModelForSemanticSegmentation'] is None",
+        "remote code file image_processing_vis_mae.py is missing",
+        "README.md has no YAML metadata block",
+    ]
+    for message in expected:
+        assert any(failure.startswith(message) for failure in failures), (message, failures)
+
+
+def test_validation_checks_card_content(run_dir, tmp_path):
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
+    card = (repo / "README.md").read_text()
+    card = card.replace("license: apache-2.0", "license: free-for-all").replace("## Limitations and biases", "## Caveats")
+    card = card.replace("This is not a medical device", "This is a fine tool") + "\n${forgotten}\n"
+    (repo / "README.md").write_text(card)
+    failures = validate_repository(repo, "org/other-name")
+    for message in (
+        "README.md license 'free-for-all' is not a Hub licence id",
+        "README.md lacks the section '## Limitations and biases'",
+        "README.md does not state that the model is not a medical device",
+        "README.md has unfilled template placeholders ['${forgotten}']",
+        "README.md's examples do not load 'org/other-name'",
+    ):
+        assert any(failure.startswith(message) for failure in failures), (message, failures)
+
+
+def test_validation_catches_weights_that_do_not_load_cleanly(run_dir, tmp_path):
+    repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(repo / "model.safetensors")
+    state["vis_mae.embeddings.projection.weight"] = state["vis_mae.embeddings.projection.weight"][:, :1].contiguous()
+    save_file(state, repo / "model.safetensors", metadata={"format": "pt"})
+    failures = validate_repository(repo)
+    assert any(re.match(r"(loading VisMaeForPreTraining reports problems|the model does not load)", f) for f in failures), failures
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------------
+def test_cli_export_and_validate(run_dir, tmp_path, capsys):
+    output = tmp_path / "repo"
+    assert cli_main(["hub", "export", "--model", str(run_dir), "--variant", "mr", "--output", str(output),
+                     "--repo-id", "org/vis-mae-mr", "--license", "cc-by-4.0"]) == 0
+    assert f"wrote {output}" in capsys.readouterr().out
+    assert cli_main(["hub", "validate", str(output), "--repo-id", "org/vis-mae-mr"]) == 0
+    assert cli_main(["hub", "export", "--model", str(run_dir), "--variant", "ct", "--output", str(tmp_path / "x")]) == 1
+    assert "--variant mr" in capsys.readouterr().err
+    assert cli_main(["hub", "validate", str(output), "--repo-id", "org/elsewhere"]) == 1
+    assert "export again with --repo-id org/elsewhere" in capsys.readouterr().err

@@ -1,0 +1,258 @@
+"""Turn a pretraining run (or a published-format checkpoint) into a complete Hub repository folder.
+
+    export_repository("runs/mr", "mr", "repos/vis-mae-mr", repo_id="org/vis-mae-mr")
+
+The folder holds `model.safetensors`, `config.json` with the full `auto_map`, `preprocessor_config.json` with the
+variant's input settings, the flat code files for `trust_remote_code=True`, `README.md` rendered from
+`MODEL_CARD.md`, and the records the card was written from (`training_summary.json`, `evaluation_summary.json`,
+`reconstruction.png` when the run wrote one). The same inputs give byte-identical files: nothing depends on the clock,
+the machine or dict ordering that the inputs do not fix.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .. import __version__
+from ..convert_official_checkpoint import convert_checkpoint
+from ..image_processing_vis_mae import VisMaeImageProcessor, recipe_processor_kwargs
+from ..modeling_vis_mae import VisMaeForPreTraining
+from .card import CardInputs, render_model_card
+from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, write_remote_code
+from .summaries import load_evaluation_summary, load_training_summary
+from .variants import HubVariant, get_variant
+
+TRAINING_SUMMARY_NAME = "training_summary.json"
+EVALUATION_SUMMARY_NAME = "evaluation_summary.json"
+RECONSTRUCTION_NAME = "reconstruction.png"
+PROCESSOR_NAME = "preprocessor_config.json"
+PROCESSOR_TYPES = ("VisMaeImageProcessor", "VisMaeImageProcessorPil")
+EXPORTED_ARCHITECTURE = "VisMaeForPreTraining"
+
+
+class ExportError(ValueError):
+    """The input cannot be exported as it is; the message names the input and what would be right."""
+
+
+def json_text(data: dict) -> str:
+    """The one JSON layout of every file the exporter writes (stable key order, 2-space indent, final newline)."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def check_summary_matches_variant(summary: dict, variant: HubVariant, source: str) -> None:
+    """Refuse to publish weights under a variant name their training data contradict."""
+    if summary["modality"] != variant.name:
+        raise ExportError(
+            f"{source} records pretraining on modality {summary['modality']!r}, but the export is for the "
+            f"{variant.title} variant ({variant.name!r}); export it as --variant {summary['modality']}."
+        )
+    if variant.corpus_modalities is None:
+        return
+    foreign = {
+        modality: count
+        for modality, count in (summary.get("modality_counts") or {}).items()
+        if count and modality.upper() not in variant.corpus_modalities
+    }
+    if foreign:
+        raise ExportError(
+            f"{source} counts images of other modalities {foreign} in the pretraining data of {variant.title}, which "
+            f"must be pretrained on {', '.join(variant.corpus_modalities)} only."
+        )
+
+
+def _load_pretraining_model(model_dir: Path) -> VisMaeForPreTraining:
+    config_path = model_dir / "config.json"
+    if not config_path.is_file():
+        raise ExportError(f"{model_dir} holds no config.json: pass a pretraining output directory or checkpoint file.")
+    architectures = json.loads(config_path.read_text(encoding="utf-8")).get("architectures") or []
+    if architectures and architectures != [EXPORTED_ARCHITECTURE]:
+        raise ExportError(
+            f"{model_dir} holds a {', '.join(architectures)} model; the Hub variants are pretraining checkpoints "
+            f"({EXPORTED_ARCHITECTURE}, what `run_pretraining` writes)."
+        )
+    model, loading_info = VisMaeForPreTraining.from_pretrained(model_dir, output_loading_info=True)
+    problems = {name: sorted(map(str, keys)) for name, keys in loading_info.items() if keys}
+    if problems:
+        raise ExportError(
+            f"The weights in {model_dir} do not load completely into {EXPORTED_ARCHITECTURE}: {problems}. A published "
+            "checkpoint must load with an empty loading report."
+        )
+    return model
+
+
+def exported_image_processor(
+    model_dir: Path, model: VisMaeForPreTraining, variant: HubVariant, hounsfield_window=None
+) -> VisMaeImageProcessor:
+    """The processor a variant's repository carries: the run's own settings (or the published pretraining recipe
+    when the directory has none), plus the variant's default CT window (see `variants`) unless one is set."""
+    processor_path = model_dir / PROCESSOR_NAME
+    if processor_path.is_file():
+        processor_type = json.loads(processor_path.read_text(encoding="utf-8")).get("image_processor_type")
+        if processor_type not in PROCESSOR_TYPES:
+            raise ExportError(
+                f"{processor_path} describes a {processor_type!r}, not a VIS-MAE image processor "
+                f"({' or '.join(PROCESSOR_TYPES)}); delete it to use the published pretraining settings."
+            )
+        settings = json.loads(VisMaeImageProcessor.from_pretrained(model_dir).to_json_string())
+        settings.pop("image_processor_type", None)
+    else:
+        height, width = model.config.image_height_width
+        settings = recipe_processor_kwargs("pretraining")
+        settings.update(size={"height": height, "width": width}, num_channels=model.config.num_channels)
+    if hounsfield_window is None:
+        hounsfield_window = settings.get("hounsfield_window") or variant.default_hounsfield_window
+    settings["hounsfield_window"] = hounsfield_window
+    # Constructing (rather than editing attributes) runs the processor's own validation on the final settings.
+    return VisMaeImageProcessor(**settings)
+
+
+def _processor_json(processor: VisMaeImageProcessor) -> str:
+    settings = json.loads(processor.to_json_string())
+    settings["auto_map"] = dict(IMAGE_PROCESSOR_AUTO_MAP)
+    return json_text(settings)
+
+
+def _conversion_source(model_dir: Path) -> str | None:
+    report = model_dir / "conversion_report.json"
+    if not report.is_file():
+        return None
+    source = json.loads(report.read_text(encoding="utf-8")).get("source")
+    return Path(source).name if source else "a published checkpoint"
+
+
+def _replace_output(staged: Path, output: Path, overwrite: bool) -> None:
+    if output.exists() and (output.is_file() or any(output.iterdir())):
+        if not overwrite:
+            raise ExportError(f"{output} exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
+        config = output / "config.json"
+        is_export = (
+            output.is_dir()
+            and (output / "README.md").is_file()
+            and config.is_file()
+            and json.loads(config.read_text(encoding="utf-8")).get("model_type") == "vis_mae"
+        )
+        if not is_export:
+            raise ExportError(f"{output} is not a previous VIS-MAE export; refusing to delete it. Choose another --output.")
+        shutil.rmtree(output)
+    elif output.exists():
+        output.rmdir()
+    staged.rename(output)
+
+
+def export_repository(
+    model: str | Path,
+    variant: str,
+    output: str | Path,
+    *,
+    repo_id: str | None = None,
+    training_summary: str | Path | dict | None = None,
+    evaluation: str | Path | dict | None = None,
+    license: str = "apache-2.0",
+    license_name: str | None = None,
+    license_link: str | None = None,
+    base_model: str | None = None,
+    datasets: Sequence[str] = (),
+    hounsfield_window: str | Sequence[float] | None = None,
+    card_template: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the Hub repository of one VIS-MAE variant into `output`.
+
+    Args:
+        model: a pretraining output directory (`run_pretraining`'s, or any `VisMaeForPreTraining.save_pretrained`
+            directory) or a checkpoint file written by the published VIS-MAE pretraining code (`.pth`), which is
+            converted first.
+        variant: generic, ct, mr, pet, xray or us; must match the training summary's modality.
+        output: the repository folder to create. It must not exist or be empty, unless `overwrite` and it is a
+            previous export.
+        repo_id: the Hub id the card's examples load from ("org/vis-mae-mr"); default "<your-namespace>/vis-mae-<variant>"
+            (the push refuses a card that does not name its repository, so export again with the real id).
+        training_summary: what the weights were trained on (see `summaries`); default `model/training_summary.json`.
+        evaluation: optional evaluation summary of fine-tuning these weights (see `summaries`).
+        license: Hub licence id of the weights; "other" needs `license_name` and `license_link`.
+        base_model: Hub id of the checkpoint pretraining started from, if any.
+        datasets: Hub dataset ids of the pretraining data, if it is on the Hub.
+        hounsfield_window: CT window for the processor (preset name or (width, level)), overriding the run's and the
+            variant's default.
+        card_template: a card template other than the package's `MODEL_CARD.md`.
+
+    Returns:
+        `output` as a Path.
+
+    Raises:
+        ExportError, SummaryError, CardTemplateError: with the input named and what was expected.
+    """
+    spec = get_variant(variant)
+    model_path = Path(model)
+    output = Path(output)
+    if not model_path.exists():
+        raise ExportError(f"--model {model_path} does not exist.")
+    if license == "other" and not (license_name and license_link):
+        raise ExportError('license "other" needs license_name and license_link (--license-name, --license-link).')
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{output.name}.staging-", dir=output.parent) as staging:
+        staging = Path(staging)
+        converted_from = None
+        if model_path.is_file():
+            model_dir = staging / "converted"
+            convert_checkpoint(model_path, "pretraining", model_dir)
+            converted_from = model_path.name
+        else:
+            model_dir = model_path
+            converted_from = _conversion_source(model_dir)
+
+        if training_summary is None:
+            training_summary = model_dir / TRAINING_SUMMARY_NAME
+            if not training_summary.is_file() and model_path.is_file():
+                training_summary = model_path.parent / TRAINING_SUMMARY_NAME
+            if not training_summary.is_file():
+                raise ExportError(
+                    f"{model_path} has no {TRAINING_SUMMARY_NAME}: the model card must say what the weights were "
+                    "trained on. Pass --training-summary FILE (the format is in vis_mae_hf/hub/summaries.py)."
+                )
+        summary = load_training_summary(training_summary)
+        summary_name = "the training summary" if isinstance(training_summary, dict) else str(training_summary)
+        check_summary_matches_variant(summary, spec, summary_name)
+        evaluation_summary = load_evaluation_summary(evaluation) if evaluation is not None else None
+
+        pretraining_model = _load_pretraining_model(model_dir)
+        processor = exported_image_processor(model_dir, pretraining_model, spec, hounsfield_window)
+
+        repo = staging / "repo"
+        repo.mkdir()
+        pretraining_model.config.auto_map = dict(CONFIG_AUTO_MAP)
+        pretraining_model.config.vis_mae_hf_version = __version__
+        pretraining_model.save_pretrained(repo)
+        (repo / PROCESSOR_NAME).write_text(_processor_json(processor), encoding="utf-8")
+        write_remote_code(repo)
+        (repo / TRAINING_SUMMARY_NAME).write_text(json_text(summary), encoding="utf-8")
+        if evaluation_summary is not None:
+            (repo / EVALUATION_SUMMARY_NAME).write_text(json_text(evaluation_summary), encoding="utf-8")
+        reconstruction = model_dir / RECONSTRUCTION_NAME
+        if reconstruction.is_file():
+            shutil.copyfile(reconstruction, repo / RECONSTRUCTION_NAME)
+
+        inputs = CardInputs(
+            variant=spec,
+            repo_id=repo_id or f"<your-namespace>/{spec.default_repo_name}",
+            config=json.loads((repo / "config.json").read_text(encoding="utf-8")),
+            processor=json.loads((repo / PROCESSOR_NAME).read_text(encoding="utf-8")),
+            training_summary=summary,
+            parameter_count=sum(parameter.numel() for parameter in pretraining_model.parameters()),
+            package_version=__version__,
+            license=license,
+            license_name=license_name,
+            license_link=license_link,
+            evaluation=evaluation_summary,
+            base_model=base_model,
+            datasets=list(datasets),
+            has_reconstruction=reconstruction.is_file(),
+            converted_from=converted_from,
+        )
+        (repo / "README.md").write_text(render_model_card(inputs, card_template), encoding="utf-8", newline="\n")
+        _replace_output(repo, output, overwrite)
+    return output
