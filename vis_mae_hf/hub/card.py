@@ -134,7 +134,13 @@ def _count(value: int) -> str:
     return f"{value:,}"
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{_count(count)} {noun}{'' if count == 1 else 's'}"
+
+
 def _number(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -176,7 +182,7 @@ def _scale_notice(inputs: CardInputs) -> str:
     epochs = summary.get("epochs")
     trained = f"{_count(summary['num_images'])} images"
     if steps is not None:
-        trained += f" for {_count(steps)} optimisation steps"
+        trained += f" for {_plural(steps, 'optimisation step')}"
     if epochs is not None:
         trained += f" ({_number(epochs)} epochs)"
     if inputs.is_demo:
@@ -348,6 +354,17 @@ def _preprocessing(inputs: CardInputs) -> str:
     return "\n".join(lines)
 
 
+def _demo_notices(counts: dict) -> list[str]:
+    """The licence notices the demo corpus carries, for the modalities these weights saw: the DICOM test files
+    (every modality) and, with MR, the MNI152 template, whose copyright notice must travel with derived works."""
+    from ..data.demo import MNI152_NOTICE, PYDICOM_NOTICE
+
+    notices = [PYDICOM_NOTICE.strip()]
+    if counts.get("MR"):
+        notices += ["", MNI152_NOTICE.strip()]
+    return notices
+
+
 def _sources(summary: dict) -> list[str]:
     lines = []
     for source in summary.get("sources") or []:
@@ -397,6 +414,9 @@ def _training_data(inputs: CardInputs) -> str:
     notes = _notes(summary)
     if notes:
         lines += [""] + notes
+    if inputs.is_demo:
+        notices = _demo_notices(counts)
+        lines += ["", "Notices of the demo images these weights were trained on:", "", "```text", *notices, "```"]
     lines += [
         "",
         f"For comparison, the paper pretrained {variant.title} on {variant.paper_images}; all six variants together "
@@ -419,7 +439,7 @@ def _training_procedure(inputs: CardInputs) -> str:
         )
     run = []
     if summary.get("global_steps") is not None:
-        run.append(f"{_count(summary['global_steps'])} optimisation steps")
+        run.append(_plural(summary["global_steps"], "optimisation step"))
     if summary.get("epochs") is not None:
         run.append(f"{_number(summary['epochs'])} epochs")
     if summary.get("final_loss") is not None:
@@ -533,8 +553,8 @@ def _license_text(inputs: CardInputs) -> str:
         "using the weights, especially commercially.",
     ]
     attributions = [source for source in inputs.training_summary.get("sources") or [] if isinstance(source, dict)]
-    if any(source.get("attribution") for source in attributions):
-        lines.append("Attribution notices of the training data are listed under *Training data*.")
+    if inputs.is_demo or any(source.get("attribution") for source in attributions):
+        lines.append("The notices that come with the training images are reproduced under *Training data*.")
     return "\n\n".join(lines)
 
 
