@@ -49,7 +49,7 @@ from .training.schedule import warmup_cosine_schedule
 PUBLISHED_GLOBAL_BATCH = 5120  # 640 per GPU x 8 GPUs
 
 # What an empty command line runs: the demo corpus, sized to finish in a few minutes on 2 CPU cores.
-DEMO_SCHEDULE = {"num_train_epochs": 6.0, "warmup_epochs": 1.0, "per_device_train_batch_size": 8}
+DEMO_SCHEDULE = {"num_train_epochs": 8.0, "warmup_epochs": 1.0, "per_device_train_batch_size": 8}
 PUBLISHED_SCHEDULE = {"num_train_epochs": 800.0, "warmup_epochs": 10.0, "per_device_train_batch_size": 640}
 
 
@@ -71,7 +71,7 @@ class PretrainingArguments:
         default=None, metadata={"help": 'JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'. Default: the published model.'}
     )
     model_name_or_path: str | None = field(default=None, metadata={"help": "Continue pretraining from these weights."})
-    num_train_epochs: float | None = field(default=None, metadata={"help": "Default 800 (published) or 6 (demo)."})
+    num_train_epochs: float | None = field(default=None, metadata={"help": "Default 800 (published) or 8 (demo)."})
     max_steps: int | None = field(default=None, metadata={"help": "Optimiser steps; overrides num_train_epochs."})
     warmup_epochs: float | None = field(default=None, metadata={"help": "Default 10 (published) or 1 (demo)."})
     warmup_steps: int | None = field(default=None, metadata={"help": "Overrides warmup_epochs."})
@@ -229,7 +229,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
     bar = tqdm(total=total_steps, initial=progress.global_step, desc="pretraining", disable=not accelerator.is_local_main_process)
     model.train()
     last_loss = float("nan")
-    window_start, window_images = time.perf_counter(), 0
+    window_start, window_images, window_losses = time.perf_counter(), 0, []
     while progress.global_step < total_steps:
         sampler.set_epoch(progress.epoch, start_step=progress.step_in_epoch)
         for micro_step, batch in enumerate(loader):
@@ -266,23 +266,25 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
                 progress.epoch += 1
                 progress.step_in_epoch = 0
             last_loss = mean_loss.item()
+            window_losses.append(last_loss)
             bar.update(1)
             if progress.global_step % args.logging_steps == 0 or progress.global_step == total_steps:
                 elapsed = time.perf_counter() - window_start
                 record = {
                     "step": progress.global_step,
                     "epoch": progress.epoch + progress.step_in_epoch / steps_per_epoch,
-                    "loss": last_loss,
+                    # mean over the steps since the last record: single small batches are noisy
+                    "loss": sum(window_losses) / len(window_losses),
                     "learning_rate": scheduler.get_last_lr()[0],
                     "images_per_second": window_images / max(elapsed, 1e-9),
                 }
-                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{record['images_per_second']:.1f}")
+                bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['images_per_second']:.1f}")
                 if args.report_to:
                     accelerator.log(record, step=progress.global_step)
                 if accelerator.is_main_process:
                     with log_path.open("a") as log:
                         log.write(json.dumps(record) + "\n")
-                window_start, window_images = time.perf_counter(), 0
+                window_start, window_images, window_losses = time.perf_counter(), 0, []
             if args.checkpointing_steps and progress.global_step % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, output_dir, progress, args.checkpoints_total_limit)
             if progress.global_step >= total_steps:
