@@ -113,6 +113,17 @@ _DECODER_PACKAGES = {
 # ------------------------------------------------------------------------------------------------------------------
 
 
+AXIAL_AXIS = 2  # in a RAS array the third axis runs inferior -> superior
+
+
+def display_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
+    """Slice `index` along `axis` of a RAS volume, in radiological display orientation (rows, columns): the plane's
+    two remaining RAS axes are transposed so the higher one (anterior or superior) runs down the rows, then both are
+    flipped, putting anterior/superior at the top and the patient's right on the image's left, like a DICOM viewer."""
+    plane = volume[(slice(None),) * axis + (index,)]  # a view: np.take would copy the whole volume each time
+    return np.ascontiguousarray(plane.T[::-1, ::-1])
+
+
 def load_medical_image(
     path: str | Path,
     *,
@@ -649,8 +660,7 @@ def _load_nifti_slice(path: Path, window, slice_index: int | None) -> np.ndarray
             f"slice_index={slice_index!r} is out of range for {path}, which has {n_slices} axial slices "
             f"(0..{n_slices - 1})."
         )
-    # RAS array [x, y] -> radiological display [row, column]: rows from anterior down, columns from patient's right.
-    plane = volume[:, :, int(slice_index)].T[::-1, ::-1]
+    plane = display_slice(volume, AXIAL_AXIS, int(slice_index))
     if isinstance(window, str) and window.strip().lower() == "header":
         low, high = float(image.header["cal_min"]), float(image.header["cal_max"])
         if not high > low:

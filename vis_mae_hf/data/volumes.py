@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-AXIAL = 2  # RAS: the third axis runs inferior -> superior
+from ..medical_io import AXIAL_AXIS, display_slice  # noqa: F401  (re-exported: one implementation)
+
+AXIAL = AXIAL_AXIS
 
 
 def through_plane_axis(affine: np.ndarray) -> int:
@@ -27,14 +29,6 @@ def through_plane_axis(affine: np.ndarray) -> int:
     """
     spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
     return int(np.argmax(spacing))
-
-
-def display_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """Slice `index` along `axis` of a RAS volume, in radiological display orientation (rows, columns)."""
-    plane = volume[(slice(None),) * axis + (index,)]  # a view: np.take would copy the whole volume each time
-    # plane axes are the two remaining RAS axes in order; transpose so the higher one (A or S) runs down the rows,
-    # then flip both so that anterior/superior is at the top and patient right on the image's left.
-    return np.ascontiguousarray(plane.T[::-1, ::-1])
 
 
 def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
