@@ -37,6 +37,26 @@ AutoImageProcessor.register(
     exist_ok=True,
 )
 
+
+def _declare_semantic_segmentation_for_pipelines() -> None:
+    """Let `pipeline("image-segmentation")` recognise VisMaeForSemanticSegmentation without logging an error.
+
+    `check_model_type` finds registered (non-built-in) models through the `_model_mapping` attribute that the Auto
+    mappings attach to their `*_MAPPING_NAMES` dicts; the image-segmentation pipeline checks a `.copy()` of those
+    dicts, which drops that attribute, so registering with any Auto class cannot reach it (the image-classification
+    pipeline checks the dict itself, which is why it needs nothing more). Naming the class in the semantic
+    segmentation names dict is what the check reads. It is inert elsewhere: the lazy Auto mapping only uses names
+    whose model type is a built-in config, and finds our class through the registration above.
+    """
+    from transformers.models.auto import modeling_auto
+
+    modeling_auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
+        VisMaeConfig.model_type, VisMaeForSemanticSegmentation.__name__
+    )
+
+
+_declare_semantic_segmentation_for_pipelines()
+
 __all__ = [
     "VisMaeConfig",
     "VisMaePreTrainedModel",
