@@ -282,6 +282,18 @@ def test_card_parses_and_states_data_recipe_limitations_and_version(run_dir, tmp
     assert 'VisMaeForSemanticSegmentation.from_pretrained("org/vis-mae-mr")' in text
     assert "repo, num_labels=K, depths=[2, 2, 6, 2]" in text
     assert "![Masked inputs and their reconstructions" in text
+    assert "Pretraining started from the weights of [`org/vis-mae-generic`]" in text
+
+
+def test_base_model_comes_from_the_training_summary_when_it_is_a_hub_id(tmp_path):
+    summary = training_summary("mr", base_model="org/vis-mae-generic")
+    repo = export_repository(make_run(tmp_path / "run", summary=summary), "mr", tmp_path / "repo", repo_id="o/m")
+    assert ModelCard.load(repo / "README.md").data.base_model == "org/vis-mae-generic"
+    local_start = training_summary("mr", base_model=str(tmp_path / "run"))  # continued from a local folder
+    repo = export_repository(tmp_path / "run", "mr", tmp_path / "repo2", repo_id="o/m", training_summary=local_start)
+    assert ModelCard.load(repo / "README.md").data.base_model is None
+    with pytest.raises(ExportError, match="--base-model 'generic' is not a Hub model id"):
+        export_repository(tmp_path / "run", "mr", tmp_path / "repo3", base_model="generic")
 
 
 def test_card_with_an_evaluation_summary_reports_exactly_those_results(run_dir, tmp_path):
@@ -394,3 +406,27 @@ def test_cli_export_and_validate(run_dir, tmp_path, capsys):
     assert "--variant mr" in capsys.readouterr().err
     assert cli_main(["hub", "validate", str(output), "--repo-id", "org/elsewhere"]) == 1
     assert "export again with --repo-id org/elsewhere" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Published-format checkpoints
+# ---------------------------------------------------------------------------------------------------------------------
+def test_a_published_format_checkpoint_is_converted_and_exported(tmp_path):
+    from conftest import OFFICIAL_VECTORS
+    from safetensors.torch import load_file
+
+    checkpoint = OFFICIAL_VECTORS / "pretrain_weights.safetensors"  # state dict under the published key names
+    summary = training_summary("ct", {"CT": 5000}, dataset="hospital CT archive", package_version=None)
+    repo = export_repository(checkpoint, "ct", tmp_path / "repo", repo_id="org/vis-mae-ct", training_summary=summary)
+    assert validate_repository(repo, "org/vis-mae-ct") == []
+    card = (repo / "README.md").read_text()
+    assert "converted from `pretrain_weights.safetensors`, a checkpoint written by the published" in card
+    assert "weights converted from a checkpoint of the published VIS-MAE code" in card
+    # the exported weights are the checkpoint's, under our names (the converter's tested mapping)
+    published = load_file(checkpoint)
+    exported = load_file(repo / "model.safetensors")
+    assert torch.equal(exported["vis_mae.embeddings.projection.weight"], published["patch_embed.proj.weight"])
+    assert json.loads((repo / "preprocessor_config.json").read_text())["hounsfield_window"] == "abdomen"
+    assert not (tmp_path / "repo" / "conversion_report.json").exists()
+    with pytest.raises(ExportError, match="has no training_summary.json"):
+        export_repository(checkpoint, "ct", tmp_path / "other")

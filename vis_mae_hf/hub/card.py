@@ -171,7 +171,12 @@ def _data_description(inputs: CardInputs) -> str:
     if inputs.is_demo:
         return "the vis-mae-hf demo corpus: real images that ship inside PyPI packages"
     if summary.get("dataset"):
-        return f"from {summary['dataset']}"
+        dataset = str(summary["dataset"])
+        if "/" in dataset or "\\" in dataset:
+            # a local folder: its name says which corpus; the rest of the path is the publisher's file system
+            folder_name = re.split(r"[\\/]", dataset.rstrip("/\\"))[-1]
+            return f"from the corpus `{folder_name}`"
+        return f"from {dataset}"
     return "data source not recorded by the publisher"
 
 
@@ -223,7 +228,10 @@ def _usage(inputs: CardInputs) -> str:
     config = inputs.config
     repo = inputs.repo_id
     depths = config["depths"]
-    grid = f"{config.get('image_size', 224) // (config['patch_size'] * 2 ** (len(depths) - 1))}"
+    image_size = config.get("image_size", 224)
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    divisor = config["patch_size"] * 2 ** (len(depths) - 1)
+    grid = f"{height // divisor} x {width // divisor}"
     hidden = config["embed_dim"] * 2 ** (len(depths) - 1)
     segmentation_depths = list(depths)
     segmentation_depths[2 if len(depths) > 2 else -1] = 6
@@ -238,7 +246,7 @@ repo = "{repo}"
 processor = AutoImageProcessor.from_pretrained(repo)
 inputs = processor(images=image, return_tensors="pt")  # image: PIL image, or array in [0, 1] (see below)
 
-# Image features from the Swin encoder: {grid} x {grid} tokens of {hidden} channels per image
+# Image features from the Swin encoder: {grid} tokens of {hidden} channels per image
 encoder = AutoModel.from_pretrained(repo)
 features = encoder(**inputs).last_hidden_state
 
@@ -437,6 +445,8 @@ def _training_procedure(inputs: CardInputs) -> str:
             "VIS-MAE pretraining code, with `vis_mae_hf.convert_official_checkpoint` (every published key mapped, "
             "none left over)."
         )
+    if inputs.base_model:
+        lines.append(f"Pretraining started from the weights of [`{inputs.base_model}`](https://huggingface.co/{inputs.base_model}).")
     run = []
     if summary.get("global_steps") is not None:
         run.append(_plural(summary["global_steps"], "optimisation step"))

@@ -24,6 +24,7 @@ from ..modeling_vis_mae import VisMaeForPreTraining
 from .card import CardInputs, render_model_card
 from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, write_remote_code
 from .summaries import load_evaluation_summary, load_training_summary
+from .validation import REPO_ID_PATTERN
 from .variants import HubVariant, get_variant
 
 TRAINING_SUMMARY_NAME = "training_summary.json"
@@ -116,6 +117,14 @@ def _processor_json(processor: VisMaeImageProcessor) -> str:
     return json_text(settings)
 
 
+def _hub_base_model(summary: dict) -> str | None:
+    """The Hub id pretraining continued from, when the training summary records one (a local folder is not one)."""
+    start = summary.get("base_model")
+    if isinstance(start, str) and REPO_ID_PATTERN.match(start) and not Path(start).exists():
+        return start
+    return None
+
+
 def _conversion_source(model_dir: Path) -> str | None:
     report = model_dir / "conversion_report.json"
     if not report.is_file():
@@ -174,7 +183,8 @@ def export_repository(
         training_summary: what the weights were trained on (see `summaries`); default `model/training_summary.json`.
         evaluation: optional evaluation summary of fine-tuning these weights (see `summaries`).
         license: Hub licence id of the weights; "other" needs `license_name` and `license_link`.
-        base_model: Hub id of the checkpoint pretraining started from, if any.
+        base_model: Hub id of the checkpoint pretraining started from, if any (default: the training summary's
+            `base_model` when it is a Hub id).
         datasets: Hub dataset ids of the pretraining data, if it is on the Hub.
         hounsfield_window: CT window for the processor (preset name or (width, level)), overriding the run's and the
             variant's default.
@@ -218,6 +228,9 @@ def export_repository(
         summary_name = "the training summary" if isinstance(training_summary, dict) else str(training_summary)
         check_summary_matches_variant(summary, spec, summary_name)
         evaluation_summary = load_evaluation_summary(evaluation) if evaluation is not None else None
+        base_model = base_model or _hub_base_model(summary)
+        if base_model is not None and not REPO_ID_PATTERN.match(base_model):
+            raise ExportError(f"--base-model {base_model!r} is not a Hub model id (namespace/name).")
 
         pretraining_model = _load_pretraining_model(model_dir)
         processor = exported_image_processor(model_dir, pretraining_model, spec, hounsfield_window)
