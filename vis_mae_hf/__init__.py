@@ -23,6 +23,7 @@ from .modeling_vis_mae import (
 )
 from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
 from .medical_io import load_medical_image, load_medical_volume
+from .inference import VisMaePredictor
 
 __version__ = "0.1.0"
 
@@ -68,4 +69,5 @@ __all__ = [
     "VisMaeImageProcessorPil",
     "load_medical_image",
     "load_medical_volume",
+    "VisMaePredictor",
 ]

@@ -14,6 +14,7 @@ import sys
 # sub-command -> module that provides `register_cli(subparsers)`
 COMMAND_MODULES: dict[str, str] = {
     "data": "vis_mae_hf.data.cli",
+    "predict": "vis_mae_hf.inference.cli",
     "hub": "vis_mae_hf.hub",
 }
 

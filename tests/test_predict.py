@@ -1,0 +1,543 @@
+"""Whole-image and whole-study inference (`vis_mae_hf.inference`) and the `vis-mae predict` command line.
+
+What matters most here is geometry: a volume mask must land on the input's own voxels (shape, affine and voxel
+order, for NIfTI files in any orientation and for shuffled DICOM series). That is checked with a stand-in model
+whose answer is known (class 1 where the input is bright), so a transposed or flipped mask cannot pass.
+"""
+
+import json
+import re
+import random
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import torch
+from PIL import Image
+from pydicom.data import get_testdata_file
+from pydicom.uid import generate_uid
+from transformers.modeling_outputs import SemanticSegmenterOutput
+
+from conftest import tiny_config_kwargs
+from vis_mae_hf import (
+    VisMaeConfig,
+    VisMaeForImageClassification,
+    VisMaeForPreTraining,
+    VisMaeForSemanticSegmentation,
+    VisMaeImageProcessor,
+    load_medical_image,
+    load_medical_volume,
+)
+from vis_mae_hf.cli import main as vis_mae_main
+from vis_mae_hf.medical_io import AXIAL_AXIS, display_slice
+from vis_mae_hf.inference import TASK_SEGMENTATION, VisMaePredictor, ras_plane_from_display
+from vis_mae_hf.inference.inputs import (
+    image_window,
+    load_volume_in_unit_range,
+    output_stem,
+    parse_window,
+)
+from vis_mae_hf.inference.outputs import predicted_label
+from vis_mae_hf.inference.overlay import OVERLAY_ALPHA, label_colour
+
+NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
+TISSUE_LABELS = {0: "background", 1: "grey matter", 2: "white matter", 3: "other brain"}
+FINDING_LABELS = {0: "normal", 1: "effusion", 2: "nodule"}
+
+
+def pydicom_file(name: str) -> Path:
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pydicom-data)")
+    return Path(path)
+
+
+def save_model(folder: Path, model_class, recipe: str, **config_overrides) -> str:
+    torch.manual_seed(0)
+    config = VisMaeConfig(**tiny_config_kwargs(image_size=64, **config_overrides))
+    model_class(config).save_pretrained(folder)
+    VisMaeImageProcessor.for_recipe(recipe, image_size=64).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def segmentation_model(tmp_path_factory):
+    return save_model(
+        tmp_path_factory.mktemp("segmentation"), VisMaeForSemanticSegmentation, "segmentation", id2label=TISSUE_LABELS
+    )
+
+
+@pytest.fixture(scope="module")
+def classification_model(tmp_path_factory):
+    return save_model(
+        tmp_path_factory.mktemp("classification"),
+        VisMaeForImageClassification,
+        "classification",
+        id2label=FINDING_LABELS,
+    )
+
+
+def predict(capsys, model, *arguments) -> tuple[int, str, str]:
+    """Run `vis-mae predict --model MODEL ARGUMENTS...` in-process: (exit status, stdout, stderr)."""
+    try:
+        status = vis_mae_main(["predict", "--model", str(model), *map(str, arguments)])
+    except SystemExit as exit_:  # argparse errors
+        status = exit_.code
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+# ------------------------------------------------------------------------------------------------ a known "model"
+
+
+class BrightRegionSegmenter(torch.nn.Module):
+    """Stands in for a segmentation model with a known answer: class 1 where the first channel is above 0.5."""
+
+    def __init__(self):
+        super().__init__()
+        self.config = VisMaeConfig(**tiny_config_kwargs(id2label={0: "background", 1: "bright"}))
+        self.sharpness = torch.nn.Parameter(torch.tensor(20.0))
+        self.seen = []  # the pixel values of each call, to check what the model was shown
+
+    def forward(self, pixel_values):
+        self.seen.append(pixel_values.detach().clone())
+        first = pixel_values[:, :1] - 0.5
+        return SemanticSegmenterOutput(logits=torch.cat([-first, first], dim=1) * self.sharpness)
+
+
+def known_predictor(normalization: str = "none") -> VisMaePredictor:
+    # No resizing: each slice reaches the "model" as it is, so the expected mask is exact.
+    processor = VisMaeImageProcessor(do_resize=False, normalization=normalization)
+    return VisMaePredictor(BrightRegionSegmenter(), processor, device="cpu", task=TASK_SEGMENTATION)
+
+
+@pytest.fixture
+def known_model(monkeypatch):
+    """`vis-mae predict --model anything` uses the known stand-in model."""
+    predictor = known_predictor()
+    monkeypatch.setattr(VisMaePredictor, "from_pretrained", classmethod(lambda cls, *args, **kwargs: predictor))
+    return predictor
+
+
+# ------------------------------------------------------------------------------------------------ synthetic inputs
+
+
+def random_volume(shape, seed=0) -> np.ndarray:
+    """Integers 0..100 (both present), in an irregular pattern: any transposition or flip changes it."""
+    values = np.random.default_rng(seed).integers(0, 101, size=shape).astype(np.float32)
+    values.flat[0], values.flat[-1] = 0, 100
+    return values
+
+
+def write_series(folder: Path, n_slices=5, shape=(12, 10), window=None) -> dict[int, np.ndarray]:
+    """An axial CT series from CT_small's header, shuffled file names, reversed InstanceNumbers.
+
+    Returns {k: stored pixels of the k-th most inferior slice}. HU = stored - 1024.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    template = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    series_uid = generate_uid()
+    names = [f"IM{index:04d}" for index in range(n_slices)]
+    random.Random(5).shuffle(names)
+    pixels_by_slice = {}
+    for k in range(n_slices):
+        pixels = (1024 + 10 * random_volume(shape, seed=k)).astype(np.int16)  # HU 0..1000
+        dataset = template.copy()
+        dataset.SOPInstanceUID = generate_uid()
+        dataset.SeriesInstanceUID = series_uid
+        dataset.InstanceNumber = n_slices - k
+        dataset.ImagePositionPatient = ["-50.0", "20.0", f"{100.0 + 2.5 * k:.4f}"]
+        dataset.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+        dataset.PixelSpacing = ["0.8", "0.6"]
+        dataset.RescaleSlope, dataset.RescaleIntercept = "1", "-1024"
+        dataset.Rows, dataset.Columns = shape
+        dataset.PixelData = pixels.tobytes()
+        if window is not None:
+            dataset.WindowWidth, dataset.WindowCenter = window
+        dataset.save_as(folder / names[k])
+        pixels_by_slice[k] = pixels
+    return pixels_by_slice
+
+
+# An LPS-ish, axis-permuted affine: array axis 0 runs posterior, axis 1 towards the patient's left, axis 2 superior.
+PERMUTED_AFFINE = np.array(
+    [[0.0, -0.9, 0.0, 30.0], [-1.1, 0.0, 0.0, 40.0], [0.0, 0.0, 2.0, -10.0], [0.0, 0.0, 0.0, 1.0]]
+)
+
+
+# ------------------------------------------------------------------------------------------------ geometry
+
+
+def test_ras_plane_from_display_undoes_display_slice():
+    volume = random_volume((5, 7, 3))
+    for index in range(3):
+        plane = display_slice(volume, AXIAL_AXIS, index)
+        np.testing.assert_array_equal(ras_plane_from_display(plane), volume[:, :, index])
+
+
+def test_volume_slices_reach_the_model_as_the_loader_shows_them(tmp_path):
+    """The model sees each axial slice exactly as `load_medical_image(nifti, slice_index=k)` shows it (the
+    radiological orientation the 2-D training images have), whatever the file's own voxel order."""
+    path = tmp_path / "permuted.nii.gz"
+    nib.save(nib.Nifti1Image(random_volume((9, 11, 4)), PERMUTED_AFFINE), path)
+    predictor = known_predictor(normalization="min_max")
+    volume, _ = load_medical_volume(path)
+
+    predictor.segment_volume(volume, batch_size=1)
+
+    assert len(predictor.model.seen) == volume.shape[AXIAL_AXIS] == 4
+    for index, pixel_values in enumerate(predictor.model.seen):
+        expected = load_medical_image(path, slice_index=index)  # min-max scaled per slice, like the processor
+        np.testing.assert_allclose(pixel_values[0, 0].numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_nifti_mask_lands_on_the_input_voxels_in_any_orientation(tmp_path, capsys, known_model, batch_size):
+    data = random_volume((9, 11, 4))
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(data, PERMUTED_AFFINE), path)
+
+    status, out, err = predict(
+        capsys, "known", path, "--output", tmp_path / "out", "--batch-size", batch_size, "--quiet"
+    )
+
+    assert status == 0, err
+    mask = nib.load(tmp_path / "out" / "scan_mask.nii.gz")
+    assert mask.shape == data.shape
+    np.testing.assert_allclose(mask.affine, PERMUTED_AFFINE, atol=1e-5)
+    assert mask.get_data_dtype() == np.uint8
+    # min-max over the volume, then the known model: class 1 exactly where the input is above the mid-range.
+    np.testing.assert_array_equal(np.asarray(mask.dataobj), (data > 50).astype(np.uint8))
+
+
+def test_two_dimensional_nifti_gives_a_two_dimensional_mask(tmp_path, capsys, known_model):
+    data = random_volume((9, 11))
+    affine = np.diag([-0.7, 0.7, 3.0, 1.0])
+    nib.save(nib.Nifti1Image(data, affine), tmp_path / "plane.nii")
+
+    status, _, err = predict(capsys, "known", tmp_path / "plane.nii", "--output", tmp_path / "out")
+
+    assert status == 0, err
+    mask = nib.load(tmp_path / "out" / "plane_mask.nii.gz")
+    assert mask.shape == (9, 11)
+    np.testing.assert_allclose(mask.affine, affine, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(mask.dataobj), data > 50)
+
+
+def test_shuffled_dicom_series_mask_matches_each_dicom_slice(tmp_path, capsys, known_model):
+    pixels_by_slice = write_series(tmp_path / "series")
+
+    status, out, err = predict(capsys, "known", tmp_path / "series", "--output", tmp_path / "out")
+
+    assert status == 0, err
+    volume, affine = load_medical_volume(tmp_path / "series")
+    mask = nib.load(tmp_path / "out" / "series_mask.nii.gz")
+    assert mask.shape == volume.shape == (10, 12, 5)
+    np.testing.assert_allclose(mask.affine, affine, atol=1e-4)
+    labels = np.asarray(mask.dataobj)
+    for k, pixels in pixels_by_slice.items():
+        # Shown the radiological way, slice k of the mask is the k-th most inferior DICOM image, thresholded
+        # (HU 0..1000 scaled min-max over the volume: bright means above 500 HU).
+        np.testing.assert_array_equal(display_slice(labels, AXIAL_AXIS, k), (pixels - 1024) > 500)
+    assert "series" in err and "slice" in err  # the progress bar, on stderr
+    assert "min-max over the volume" in out
+
+
+def test_volume_probabilities_are_saved_on_the_input_grid(tmp_path, capsys, known_model):
+    data = random_volume((9, 11, 4))
+    nib.save(nib.Nifti1Image(data, PERMUTED_AFFINE), tmp_path / "scan.nii")
+
+    status, _, err = predict(
+        capsys, "known", tmp_path / "scan.nii", "--output", tmp_path / "out", "--save-probabilities", "--quiet"
+    )
+
+    assert status == 0, err
+    probabilities = nib.load(tmp_path / "out" / "scan_probabilities.nii.gz")
+    assert probabilities.shape == (9, 11, 4, 2)
+    np.testing.assert_allclose(probabilities.affine, PERMUTED_AFFINE, atol=1e-5)
+    values = np.asarray(probabilities.dataobj)
+    np.testing.assert_allclose(values.sum(axis=-1), 1.0, atol=1e-5)
+    mask = np.asarray(nib.load(tmp_path / "out" / "scan_mask.nii.gz").dataobj)
+    np.testing.assert_array_equal(values.argmax(axis=-1), mask)
+
+
+# ------------------------------------------------------------------------------------------------ real model, volumes
+
+
+def test_real_model_on_a_real_las_nifti_keeps_shape_and_affine(tmp_path, capsys, segmentation_model):
+    source = NIBABEL_DATA / "anatomical.nii"  # a real T1 stored LAS (not RAS)
+
+    status, out, err = predict(capsys, segmentation_model, source, "--output", tmp_path)
+
+    assert status == 0, err
+    original = nib.load(source)
+    mask = nib.load(tmp_path / "anatomical_mask.nii.gz")
+    assert mask.shape == original.shape[:3]
+    np.testing.assert_allclose(mask.affine, original.affine, atol=1e-4)
+    assert set(np.unique(np.asarray(mask.dataobj))) <= set(TISSUE_LABELS)
+    assert json.loads((tmp_path / "labels.json").read_text()) == {str(k): v for k, v in TISSUE_LABELS.items()}
+    overlays = list(tmp_path.glob("anatomical_overlay_axial*.png"))
+    assert len(overlays) == 1 and str(overlays[0]) in out
+
+
+def test_real_model_on_a_dicom_series(tmp_path, capsys, segmentation_model):
+    write_series(tmp_path / "ct_series", window=("80", "40"))
+
+    status, out, err = predict(
+        capsys, segmentation_model, tmp_path / "ct_series", "--output", tmp_path / "out", "--batch-size", 2
+    )
+
+    assert status == 0, err
+    volume, affine = load_medical_volume(tmp_path / "ct_series")
+    mask = nib.load(tmp_path / "out" / "ct_series_mask.nii.gz")
+    assert mask.shape == volume.shape
+    np.testing.assert_allclose(mask.affine, affine, atol=1e-4)
+    assert "window header W80/L40 (CT default)" in out
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+
+def test_volume_window_precedence(tmp_path):
+    write_series(tmp_path / "ct", window=("400", "40"))
+    hounsfield, _ = load_medical_volume(tmp_path / "ct")
+
+    def scaled(window):
+        width, level = window
+        return np.clip((hounsfield - (level - width / 2)) / width, 0, 1)
+
+    explicit, _, how = load_volume_in_unit_range(tmp_path / "ct", (1000.0, 500.0), "brain")
+    np.testing.assert_allclose(explicit, scaled((1000, 500)), atol=1e-6)
+    assert how == "window W1000/L500 (--window)"
+    processor, _, how = load_volume_in_unit_range(tmp_path / "ct", None, "brain")
+    np.testing.assert_allclose(processor, scaled((80, 40)), atol=1e-6)
+    assert how == "window brain (the model's processor)"
+    header, _, how = load_volume_in_unit_range(tmp_path / "ct", None, None)
+    np.testing.assert_allclose(header, scaled((400, 40)), atol=1e-6)
+    assert how == "window header W400/L40 (CT default)"
+
+    nib.save(nib.Nifti1Image(random_volume((4, 5, 3)) * 10 - 200, np.eye(4)), tmp_path / "mr.nii")
+    plain, _, how = load_volume_in_unit_range(tmp_path / "mr.nii", None, None)
+    assert how == "min-max over the volume" and plain.min() == 0 and plain.max() == 1
+
+
+def test_image_window_precedence():
+    ct, mr = pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")
+    assert image_window(ct, "lung", "brain") == "lung"
+    assert image_window(ct, None, "brain") == "brain"  # the model was fine-tuned with it
+    assert image_window(mr, None, "brain") is None  # an MR is not in HU: a CT window makes no sense
+    assert image_window(Path("x.png"), None, "brain") is None
+    assert image_window(ct, None, None) is None  # the loader's default: header window, else min-max
+
+
+def test_parse_window():
+    assert parse_window("400,40") == (400.0, 40.0)
+    assert parse_window(" Brain ") == "brain"
+    assert parse_window("HEADER") == "header"
+    with pytest.raises(ValueError, match=r"unknown window 'soft'.*abdomen.*lung"):
+        parse_window("soft")
+    with pytest.raises(ValueError, match=r"width must be > 0"):
+        parse_window("-5,40")
+    with pytest.raises(ValueError, match=r"two numbers"):
+        parse_window("wide,40")
+
+
+def test_output_stem():
+    assert output_stem(Path("/data/case1.nii.gz")) == "case1"
+    assert output_stem(Path("scan.NII")) == "scan"
+    assert output_stem(Path("IM000123")) == "IM000123"  # DICOM files often have no suffix
+    assert output_stem(Path("/data/series_07")) == "series_07"
+
+
+# ------------------------------------------------------------------------------------------------ 2-D
+
+
+def test_real_dicom_gives_mask_and_overlay_at_the_original_size(tmp_path, capsys, segmentation_model):
+    source = pydicom_file("CT_small.dcm")  # 128 x 128 CT
+
+    status, out, err = predict(capsys, segmentation_model, source, "--output", tmp_path, "--save-probabilities")
+
+    assert status == 0, err
+    mask = np.asarray(Image.open(tmp_path / "CT_small_mask.png"))
+    assert mask.shape == (128, 128) and mask.dtype == np.uint8
+    predictor = VisMaePredictor.from_pretrained(segmentation_model, device="cpu")
+    image = load_medical_image(source)
+    expected = predictor.segment_images([image])[0].label_map
+    np.testing.assert_array_equal(mask, expected)
+    probabilities = np.load(tmp_path / "CT_small_probabilities.npy")
+    assert probabilities.shape == (4, 128, 128)
+    np.testing.assert_array_equal(probabilities.argmax(axis=0), mask)
+
+    overlay = np.asarray(Image.open(tmp_path / "CT_small_overlay.png").convert("RGB"))
+    assert overlay.shape[0] >= 128 and overlay.shape[1] > 128  # the image at its size, the legend to its right
+    picture = overlay[:128, :128].astype(float)
+    grey = np.rint(image * 255)
+    background = mask == 0
+    np.testing.assert_array_equal(picture[background], np.repeat(grey[background][:, None], 3, axis=1))
+    for label in set(np.unique(mask)) - {0}:
+        where = mask == label
+        tinted = (1 - OVERLAY_ALPHA) * grey[where][:, None] + OVERLAY_ALPHA * np.array(label_colour(int(label)))
+        np.testing.assert_allclose(picture[where], tinted, atol=1.01)
+        legend = overlay[:, 128:].reshape(-1, 3)
+        assert (legend == label_colour(int(label))).all(axis=1).any(), f"no legend swatch for class {label}"
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_png_inputs_grey_and_rgb(tmp_path, capsys, segmentation_model, mode):
+    rows, columns = np.mgrid[0:40, 0:56]
+    image = Image.fromarray(((rows * 3 + columns * 2) % 256).astype(np.uint8), mode="L").convert(mode)
+    image.save(tmp_path / f"photo_{mode}.png")
+
+    status, _, err = predict(
+        capsys, segmentation_model, tmp_path / f"photo_{mode}.png", "--output", tmp_path / "out"
+    )
+
+    assert status == 0, err
+    assert Image.open(tmp_path / "out" / f"photo_{mode}_mask.png").size == (56, 40)
+
+
+def test_multi_frame_dicom_needs_a_frame(tmp_path, capsys, segmentation_model):
+    source = pydicom_file("emri_small.dcm")  # 10-frame head MR
+
+    status, _, err = predict(capsys, segmentation_model, source, "--output", tmp_path)
+    assert status == 1
+    assert "emri_small.dcm holds 10 frames: pass --frame 0..9" in err
+
+    status, _, err = predict(capsys, segmentation_model, source, "--frame", 4, "--output", tmp_path)
+    assert status == 0, err
+    assert Image.open(tmp_path / "emri_small_frame4_mask.png").size == (64, 64)
+
+
+# ------------------------------------------------------------------------------------------------ classification
+
+
+def test_classification_writes_csv_and_json(tmp_path, capsys, classification_model):
+    Image.fromarray(np.full((30, 40), 90, np.uint8)).save(tmp_path / "flat.png")
+    inputs = [pydicom_file("CT_small.dcm"), tmp_path / "flat.png"]
+
+    status, _, err = predict(capsys, classification_model, *inputs, "--output", tmp_path / "out")
+
+    assert status == 0, err
+    lines = (tmp_path / "out" / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "file,label,prob_normal,prob_effusion,prob_nodule"
+    rows = [line.split(",") for line in lines[1:]]
+    assert [row[0] for row in rows] == [str(path) for path in inputs]
+    summary = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert summary["labels"] == list(FINDING_LABELS.values())
+    for row, entry in zip(rows, summary["predictions"]):
+        scores = [float(value) for value in row[2:]]
+        assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+        assert row[1] == entry["label"] == list(FINDING_LABELS.values())[int(np.argmax(scores))]
+        assert list(entry["probabilities"].values()) == pytest.approx(scores, abs=1e-6)
+
+
+def test_multi_label_prediction_lists_every_label_over_one_half():
+    names = ["effusion", "nodule", "edema"]
+    assert predicted_label(np.array([0.7, 0.2, 0.5]), names, multi_label=True) == "effusion;edema"
+    assert predicted_label(np.array([0.1, 0.2, 0.3]), names, multi_label=True) == ""
+    assert predicted_label(np.array([0.1, 0.6, 0.3]), names, multi_label=False) == "nodule"
+
+
+def test_classification_refuses_volumes_and_keeps_the_other_inputs(tmp_path, capsys, classification_model):
+    inputs = [NIBABEL_DATA / "anatomical.nii", pydicom_file("MR_small.dcm")]
+    status, _, err = predict(capsys, classification_model, *inputs, "--output", tmp_path)
+
+    assert status == 1
+    assert "anatomical.nii is a volume; classification models take 2-D images" in err
+    assert len((tmp_path / "predictions.csv").read_text().splitlines()) == 2  # header + MR_small
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def truncated_dicom(folder: Path) -> Path:
+    data = pydicom_file("CT_small.dcm").read_bytes()
+    (folder / "cut.dcm").write_bytes(data[: len(data) // 2])
+    return folder / "cut.dcm"
+
+
+def text_named_dicom(folder: Path) -> Path:
+    (folder / "report.dcm").write_text("a radiology report, not an image\n" * 20)
+    return folder / "report.dcm"
+
+
+def nan_nifti(folder: Path) -> Path:
+    volume = np.ones((4, 4, 3), np.float32)
+    volume[1, 2, 0] = np.nan
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), folder / "nan.nii")
+    return folder / "nan.nii"
+
+
+def empty_nifti(folder: Path) -> Path:
+    nib.save(nib.Nifti1Image(np.zeros((4, 4, 0), np.float32), np.eye(4)), folder / "empty.nii")
+    return folder / "empty.nii"
+
+
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (truncated_dicom, r"cut\.dcm.*truncated or corrupt"),
+        (text_named_dicom, r"report\.dcm is not a DICOM file"),
+        (lambda folder: pydicom_file("liver.dcm"), r"liver\.dcm is a DICOM Segmentation \(SEG\)"),
+        (lambda folder: NIBABEL_DATA / "example4d.nii.gz", r"example4d\.nii\.gz holds 4-D data"),
+        (nan_nifti, r"nan\.nii has 1 NaN or infinite"),
+        (empty_nifti, r"empty\.nii holds an empty image"),
+        (lambda folder: folder / "absent.dcm", r"No such file or folder: .*absent\.dcm"),
+    ],
+    ids=["truncated", "not-dicom", "no-pixels", "4-d", "nan", "empty", "missing"],
+)
+def test_bad_input_is_one_clear_line_and_a_failure_status(tmp_path, capsys, segmentation_model, make_input, message):
+    bad = make_input(tmp_path)
+    Image.fromarray(np.full((20, 24), 120, np.uint8)).save(tmp_path / "good.png")
+
+    status, out, err = predict(capsys, segmentation_model, bad, tmp_path / "good.png", "--output", tmp_path / "out")
+
+    assert status == 1
+    errors = [line for line in err.splitlines() if line.startswith("vis-mae predict: error:")]
+    assert len(errors) == 1 and re.search(message, errors[0]), err
+    assert "Traceback" not in err
+    assert f"1 of 2 inputs predicted; failed: {bad}" in err
+    assert (tmp_path / "out" / "good_mask.png").exists()  # the good input is still predicted
+
+
+def test_unknown_window_name_is_a_usage_error(tmp_path, capsys, segmentation_model):
+    status, _, err = predict(
+        capsys, segmentation_model, pydicom_file("CT_small.dcm"), "--window", "softtissue", "--output", tmp_path
+    )
+    assert status == 2
+    assert "unknown window 'softtissue'" in err and "mediastinum" in err
+
+
+def test_checkpoint_without_a_task_head_is_refused(tmp_path, capsys):
+    folder = save_model(tmp_path / "pretrained", VisMaeForPreTraining, "pretraining")
+    status, _, err = predict(capsys, folder, pydicom_file("CT_small.dcm"), "--output", tmp_path / "o")
+    assert status == 1
+    assert "holds a VisMaeForPreTraining checkpoint" in err and "Traceback" not in err
+
+
+def test_model_folder_without_a_processor_is_refused(tmp_path, capsys):
+    folder = tmp_path / "bare"
+    VisMaeForSemanticSegmentation(VisMaeConfig(**tiny_config_kwargs(image_size=64, num_labels=2))).save_pretrained(
+        folder
+    )
+    status, _, err = predict(capsys, folder, pydicom_file("CT_small.dcm"), "--output", tmp_path / "o")
+    assert status == 1
+    assert "has no usable image processor" in err
+
+
+def test_missing_model_is_refused(tmp_path, capsys):
+    status, _, err = predict(capsys, tmp_path / "nowhere", pydicom_file("CT_small.dcm"), "--output", tmp_path / "o")
+    assert status == 1
+    assert "Cannot load a model from" in err and "nowhere" in err
+
+
+def test_inputs_that_would_overwrite_each_other_are_refused(tmp_path, capsys, segmentation_model):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / folder / "scan.png")
+    inputs = [tmp_path / "a" / "scan.png", tmp_path / "b" / "scan.png"]
+    status, _, err = predict(capsys, segmentation_model, *inputs, "--output", tmp_path / "out")
+    assert status == 1
+    assert "would both write outputs named scan_*" in err

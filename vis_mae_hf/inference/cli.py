@@ -1,0 +1,255 @@
+"""`vis-mae predict`: segment or classify medical images and volumes with a fine-tuned VIS-MAE model.
+
+    vis-mae predict --model DIR_OR_REPO_ID INPUT... --output OUT [--window W] [--frame N] [--batch-size B]
+                    [--device D] [--save-probabilities] [--quiet]
+
+Inputs: a folder (one DICOM series), a NIfTI volume, or a 2-D image (DICOM with any or no suffix, PNG, JPEG, TIFF,
+BMP). Which window turns raw values into [0, 1] is described in `inputs.py` (--window, then the model processor's
+`hounsfield_window`, then the loader's default); what is written in `outputs.py`.
+
+Exit status: 0 when every input was predicted; 1 when the model could not be loaded or any input failed (each
+failure is one line on stderr naming the file and the problem; the other inputs are still predicted, as `cp` and
+`gzip` do); 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SEGMENTATION_SUFFIXES = {"mask_png": "_mask.png", "overlay_png": "_overlay.png", "mask_nifti": "_mask.nii.gz"}
+
+
+def register_cli(subparsers) -> None:
+    predict = subparsers.add_parser(
+        "predict",
+        help="Segment or classify DICOM/NIfTI/PNG images and volumes with a fine-tuned model.",
+        description="Segment (mask PNG + overlay PNG for 2-D inputs, NIfTI mask for volumes) or classify "
+        "(predictions.csv/json) each INPUT with a fine-tuned VIS-MAE model.",
+        epilog="Window order: --window, else the model processor's hounsfield_window (CT DICOM, NIfTI), else the "
+        "CT header window, else min-max (per image; per volume for volumes). Exit status 0 ok, 1 a failed input "
+        "or model, 2 bad arguments.",
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM/PNG/JPEG/TIFF file, NIfTI file, or a "
+                         "folder holding one DICOM series")
+    predict.add_argument("--model", required=True, help="fine-tuned model folder or Hub repo id (with its processor)")
+    predict.add_argument("--output", required=True, type=Path, help="output folder (created)")
+    predict.add_argument(
+        "--window",
+        type=_window_argument,
+        default=None,
+        help="intensity window: header (the file's own), a CT preset (abdomen, brain, bone, liver, lung, "
+        "mediastinum, btcv_transunet, btcv_unetr) or WIDTH,LEVEL in HU, e.g. 400,40",
+    )
+    predict.add_argument("--frame", type=int, default=None, help="frame of a multi-frame DICOM or TIFF, from 0")
+    predict.add_argument("--batch-size", type=int, default=8, help="slices or images per forward pass (default 8)")
+    predict.add_argument("--device", type=_device_argument, default=None, help="cpu, cuda, cuda:1 ... (default: "
+                         "cuda when available)")
+    predict.add_argument(
+        "--save-probabilities",
+        action="store_true",
+        help="also write class probabilities (<name>_probabilities.nii.gz for volumes, .npy for 2-D images)",
+    )
+    predict.add_argument("--quiet", action="store_true", help="no progress bar and no per-input summary lines")
+    predict.set_defaults(handler=run_predict)
+
+
+def _window_argument(text: str):
+    from .inputs import parse_window
+
+    try:
+        return parse_window(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def _device_argument(text: str):
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError as error:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: expected cpu, cuda or cuda:N.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"device {text!r} asked for, but torch sees no CUDA device here.")
+    return device
+
+
+class _Report:
+    """Per-input outcome lines: results on stdout, one-line errors on stderr."""
+
+    def __init__(self, quiet: bool):
+        self.quiet = quiet
+        self.failures: list[str] = []
+        self.done = 0
+
+    def ok(self, text: str) -> None:
+        self.done += 1
+        if not self.quiet:
+            print(text, flush=True)
+
+    def failed(self, path: Path, error: BaseException) -> None:
+        text = " ".join(str(error).split()) or type(error).__name__
+        if str(path) not in text and path.name not in text:
+            text = f"{path}: {text}"
+        self.failures.append(str(path))
+        print(f"vis-mae predict: error: {text}", file=sys.stderr, flush=True)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from transformers.utils import logging as transformers_logging
+
+    from ..medical_io import MedicalImageError
+    from .inputs import input_kind, unique_output_stems
+    from .predictor import TASK_CLASSIFICATION, PredictorLoadError, VisMaePredictor
+
+    if args.batch_size < 1:
+        print(f"vis-mae predict: error: --batch-size must be >= 1, got {args.batch_size}.", file=sys.stderr)
+        return 2
+    inputs = [Path(text) for text in args.inputs]
+    try:
+        stems = unique_output_stems(inputs)
+    except MedicalImageError as error:
+        print(f"vis-mae predict: error: {error}", file=sys.stderr)
+        return 1
+
+    # The weight-loading progress bar is noise on a command line; restore the setting for in-process callers.
+    bars_were_on = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        predictor = VisMaePredictor.from_pretrained(args.model, device=args.device)
+    except PredictorLoadError as error:
+        print(f"vis-mae predict: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if bars_were_on:
+            transformers_logging.enable_progress_bar()
+
+    report = _Report(args.quiet)
+    args.output.mkdir(parents=True, exist_ok=True)
+    if predictor.task == TASK_CLASSIFICATION:
+        _classify(predictor, inputs, args, report)
+    else:
+        from .outputs import write_labels_json
+
+        write_labels_json(predictor.label_names, args.output)
+        for path in inputs:
+            try:
+                if input_kind(path) == "volume":
+                    _segment_volume(predictor, path, stems[path], args, report)
+                else:
+                    _segment_image(predictor, path, stems[path], args, report)
+            except (ValueError, OSError) as error:  # MedicalImageError and processor errors are ValueErrors
+                report.failed(path, error)
+    if report.failures:
+        print(
+            f"vis-mae predict: {report.done} of {len(inputs)} inputs predicted; failed: {', '.join(report.failures)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _frame_stem(stem: str, frame: int | None) -> str:
+    return stem if frame is None else f"{stem}_frame{frame}"
+
+
+def _load_image(path: Path, args, predictor):
+    """One 2-D input in [0, 1] and the window used; a multi-frame file without --frame says how to pick one."""
+    from ..medical_io import MedicalImageError, count_frames, load_medical_image
+    from .inputs import image_window
+
+    window = image_window(path, args.window, predictor.processor_window)
+    # Load first: files that are no image at all (SEG, SR, corrupt) report that, not their frame count.
+    image = load_medical_image(path, window=window, frame=0 if args.frame is None else args.frame)
+    if args.frame is None:
+        n_frames = count_frames(path)
+        if n_frames > 1:
+            raise MedicalImageError(f"{path} holds {n_frames} frames: pass --frame 0..{n_frames - 1} to predict one.")
+    return image, window
+
+
+def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> None:
+    from .inputs import describe_window
+    from .outputs import write_label_png, write_overlay_png, write_probability_array
+
+    image, window = _load_image(path, args, predictor)
+    prediction = predictor.segment_images([image], return_probabilities=args.save_probabilities)[0]
+    stem = _frame_stem(stem, args.frame)
+    written = [
+        write_label_png(prediction.label_map, args.output / f"{stem}_mask.png"),
+        write_overlay_png(image, prediction.label_map, predictor.label_names, args.output / f"{stem}_overlay.png"),
+    ]
+    if prediction.probabilities is not None:
+        written.append(write_probability_array(prediction.probabilities, args.output / f"{stem}_probabilities.npy"))
+    intensity = f"window {describe_window(window)}" if window is not None else "loader default intensity"
+    report.ok(f"{path} ({intensity}) -> {', '.join(str(p) for p in written)}")
+
+
+def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> None:
+    import numpy as np
+
+    from ..medical_io import AXIAL_AXIS, display_slice
+    from ..medical_io import MedicalImageError
+    from .inputs import load_volume_in_unit_range
+    from .outputs import write_overlay_png, write_volume_mask, write_volume_probabilities
+
+    if args.frame is not None:
+        raise MedicalImageError(f"--frame applies to multi-frame DICOM and TIFF files; {path} is a volume.")
+    volume, affine, intensity = load_volume_in_unit_range(path, args.window, predictor.processor_window)
+    prediction = predictor.segment_volume(
+        volume,
+        batch_size=args.batch_size,
+        return_probabilities=args.save_probabilities,
+        progress=not args.quiet,
+        description=path.name,
+    )
+    written = [write_volume_mask(prediction.label_map, affine, path, args.output / f"{stem}_mask.nii.gz")]
+    if prediction.probabilities is not None:
+        written.append(
+            write_volume_probabilities(
+                prediction.probabilities, affine, path, args.output / f"{stem}_probabilities.nii.gz"
+            )
+        )
+    # A picture to check the result by eye: the axial slice with the most foreground (the middle one if none).
+    foreground = (prediction.label_map > 0).sum(axis=(0, 1))
+    index = int(np.argmax(foreground)) if foreground.any() else volume.shape[AXIAL_AXIS] // 2
+    written.append(
+        write_overlay_png(
+            display_slice(volume, AXIAL_AXIS, index),
+            display_slice(prediction.label_map, AXIAL_AXIS, index),
+            predictor.label_names,
+            args.output / f"{stem}_overlay_axial{index}.png",
+        )
+    )
+    report.ok(f"{path} ({intensity}, {volume.shape[AXIAL_AXIS]} axial slices) -> {', '.join(str(p) for p in written)}")
+
+
+def _classify(predictor, inputs: list[Path], args, report: _Report) -> None:
+    from ..medical_io import MedicalImageError
+    from .inputs import input_kind
+    from .outputs import write_classification_tables
+
+    names, images = [], []
+    for path in inputs:
+        try:
+            if input_kind(path) == "volume":
+                raise MedicalImageError(
+                    f"{path} is a volume; classification models take 2-D images (a DICOM/PNG file, or one frame "
+                    "with --frame)."
+                )
+            images.append(_load_image(path, args, predictor)[0])
+            names.append(str(path))
+        except (ValueError, OSError) as error:
+            report.failed(path, error)
+    if not images:
+        return
+    probabilities = predictor.classify_images(images, batch_size=args.batch_size)
+    csv_path, json_path = write_classification_tables(
+        names, probabilities, predictor.label_names, args.output, multi_label=predictor.multi_label, model=args.model
+    )
+    for name, scores in zip(names, probabilities):
+        report.ok(f"{name}: {dict(zip(predictor.label_names, (round(float(p), 4) for p in scores)))}")
+    if not report.quiet:
+        print(f"-> {csv_path}, {json_path}")
