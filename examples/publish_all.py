@@ -3,7 +3,7 @@
     # the demo corpus, a short schedule, repositories written under publish/repos (nothing pushed)
     python examples/publish_all.py --output-dir publish
 
-    # your corpus (`vis-mae data corpus`), the published recipe, then push to the Hub (token: HF_TOKEN or `hf auth login`)
+    # your corpus (`vis-mae data corpus`), the published recipe, then push (token: HF_TOKEN or `hf auth login`)
     python examples/publish_all.py --corpus /data/corpus --output-dir publish --namespace my-org --push
 
     # finished runs in runs/<variant>/ (what run_pretraining writes), exported and pushed without training

@@ -119,7 +119,8 @@ def test_auto_map_covers_every_auto_class_the_package_registers():
         assert hasattr(importlib.import_module(f"vis_mae_hf.{module}"), class_name), reference
     image_processors = transformers.models.auto.image_processing_auto.IMAGE_PROCESSOR_MAPPING[VisMaeConfig]
     assert {backend: cls.__name__ for backend, cls in image_processors.items()} == {
-        backend: reference.split(".")[1] for backend, reference in IMAGE_PROCESSOR_AUTO_MAP["AutoImageProcessor"].items()
+        backend: reference.split(".")[1]
+        for backend, reference in IMAGE_PROCESSOR_AUTO_MAP["AutoImageProcessor"].items()
     }
 
 
@@ -159,7 +160,8 @@ def test_each_variant_keeps_the_pretraining_input_and_only_ct_windows(tmp_path, 
 
 
 def test_ct_repository_windows_hounsfield_units_and_mr_refuses_them(tmp_path):
-    ct = export_repository(make_run(tmp_path / "ct", summary=training_summary("ct")), "ct", tmp_path / "ct-repo", repo_id="o/c")
+    ct_run = make_run(tmp_path / "ct", summary=training_summary("ct"))
+    ct = export_repository(ct_run, "ct", tmp_path / "ct-repo", repo_id="o/c")
     mr = export_repository(make_run(tmp_path / "mr"), "mr", tmp_path / "mr-repo", repo_id="o/m")
     hounsfield = np.linspace(-1000, 1000, IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32).reshape(IMAGE_SIZE, IMAGE_SIZE)
     pixels = VisMaeImageProcessor.from_pretrained(ct)(images=hounsfield, return_tensors="pt")["pixel_values"]
@@ -204,7 +206,10 @@ def test_export_refuses_a_variant_its_training_data_contradict(tmp_path, run_dir
         ({"modality": "mr", "modality_counts": {"MR": 3}, "num_images": 4}, "add up to 3 images but 'num_images' is 4"),
         ({"modality": "brain", "modality_counts": {}, "num_images": 1}, "'modality' must be one of"),
         ({"modality": "mr", "modality_counts": {"MR": 3}}, "'num_images' must be a positive integer"),
-        ({"modality": "mr", "modality_counts": {"MR": 3}, "num_images": 3, "final_loss": "low"}, "'final_loss' must be"),
+        (
+            {"modality": "mr", "modality_counts": {"MR": 3}, "num_images": 3, "final_loss": "low"},
+            "'final_loss' must be",
+        ),
     ],
 )
 def test_export_refuses_a_training_summary_that_cannot_describe_the_weights(tmp_path, run_dir, summary, message):
@@ -220,7 +225,8 @@ def test_export_needs_to_know_what_the_weights_were_trained_on(tmp_path, run_dir
 
 def test_export_refuses_fine_tuned_heads_and_incomplete_weights(tmp_path):
     segmenter_dir = tmp_path / "segmenter"
-    VisMaeForSemanticSegmentation(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE))).save_pretrained(segmenter_dir)
+    segmenter = VisMaeForSemanticSegmentation(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE)))
+    segmenter.save_pretrained(segmenter_dir)
     (segmenter_dir / "training_summary.json").write_text(json.dumps(training_summary("mr")))
     with pytest.raises(ExportError, match="holds a VisMaeForSemanticSegmentation model"):
         export_repository(segmenter_dir, "mr", tmp_path / "repo")
@@ -229,8 +235,8 @@ def test_export_refuses_fine_tuned_heads_and_incomplete_weights(tmp_path):
     from safetensors.torch import load_file, save_file
 
     state = load_file(partial / "model.safetensors")
-    save_file({k: v for k, v in state.items() if not k.startswith("reconstruction_head.")}, partial / "model.safetensors",
-              metadata={"format": "pt"})
+    kept = {k: v for k, v in state.items() if not k.startswith("reconstruction_head.")}
+    save_file(kept, partial / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ExportError, match="do not load completely.*reconstruction_head.weight"):
         export_repository(partial, "mr", tmp_path / "repo")
 
@@ -313,7 +319,8 @@ def test_card_with_an_evaluation_summary_reports_exactly_those_results(run_dir, 
         ("Modality from header", "roc_auc", 0.91),
     ]
     assert card.data.eval_results[2].dataset_type == "org/modality"
-    assert "| semantic-segmentation | MNI152 tissue slices | 5-fold cross-validation | 25% | dice_mean | 0.612 |" in card.text
+    row = "| semantic-segmentation | MNI152 tissue slices | 5-fold cross-validation | 25% | dice_mean | 0.612 |"
+    assert row in card.text
     assert json.loads((repo / "evaluation_summary.json").read_text()) == evaluation
     assert validate_repository(repo, "org/vis-mae-mr") == []
 
@@ -323,7 +330,8 @@ def test_card_of_real_scale_weights_does_not_call_them_demo(tmp_path):
     repo = export_repository(make_run(tmp_path / "run", summary=summary), "generic", tmp_path / "repo", repo_id="o/g")
     card = ModelCard.load(repo / "README.md")
     assert "demo-weights" not in card.data.tags
-    assert "Demonstration" not in card.text and "**Scale.** These weights were pretrained on 100,000 images" in card.text
+    assert "Demonstration" not in card.text
+    assert "**Scale.** These weights were pretrained on 100,000 images" in card.text
     assert "| **total** | **100,000** |" in card.text
     assert "**VIS-MAE-Generic** (this repository)" in card.text
 
@@ -368,7 +376,8 @@ def test_validation_lists_every_failure(run_dir, tmp_path):
 def test_validation_checks_card_content(run_dir, tmp_path):
     repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
     card = (repo / "README.md").read_text()
-    card = card.replace("license: apache-2.0", "license: free-for-all").replace("## Limitations and biases", "## Caveats")
+    card = card.replace("license: apache-2.0", "license: free-for-all")
+    card = card.replace("## Limitations and biases", "## Caveats")
     card = card.replace("This is not a medical device", "This is a fine tool") + "\n${forgotten}\n"
     (repo / "README.md").write_text(card)
     failures = validate_repository(repo, "org/other-name")
@@ -390,7 +399,8 @@ def test_validation_catches_weights_that_do_not_load_cleanly(run_dir, tmp_path):
     state["vis_mae.embeddings.projection.weight"] = state["vis_mae.embeddings.projection.weight"][:, :1].contiguous()
     save_file(state, repo / "model.safetensors", metadata={"format": "pt"})
     failures = validate_repository(repo)
-    assert any(re.match(r"(loading VisMaeForPreTraining reports problems|the model does not load)", f) for f in failures), failures
+    pattern = r"(loading VisMaeForPreTraining reports problems|the model does not load)"
+    assert any(re.match(pattern, failure) for failure in failures), failures
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -17,7 +17,13 @@ from vis_mae_hf.data.corpus import InputFile, build_corpus
 from vis_mae_hf.data.demo import DEMO_FRAMES_PER_FILE, demo_corpus_files
 from vis_mae_hf.data.modality_preprocessing import ModalityPreprocessing
 from vis_mae_hf.hub import VARIANTS, validate_repository
-from vis_mae_hf.hub.release import ReleaseError, corpus_modality_counts, plan_release, plan_release_from_runs, release_variants
+from vis_mae_hf.hub.release import (
+    ReleaseError,
+    corpus_modality_counts,
+    plan_release,
+    plan_release_from_runs,
+    release_variants,
+)
 
 from test_data_support import pet_series
 from test_hub_push import FakeHub

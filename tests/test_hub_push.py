@@ -7,7 +7,6 @@ a fake that writes each commit's files to a local folder; that folder is then la
 """
 
 import hashlib
-import json
 import os
 
 import pytest
@@ -28,7 +27,7 @@ from vis_mae_hf.cli import main as cli_main
 from vis_mae_hf.hub import RepositoryValidationError, export_repository, push_repository
 from vis_mae_hf.hub.remote_loading import auto_class_outputs, probe_image, remote_code_loading_problems
 
-from test_hub_export import make_run, training_summary
+from test_hub_export import make_run
 
 REPO_ID = "org/vis-mae-mr"
 
@@ -84,8 +83,8 @@ class FakeHub:
             commit = digest.hexdigest()
             hub.commits.append({"repo_id": repo_id, "revision": revision, "sha": commit, "message": commit_message,
                                 "operations": [(type(o).__name__, o.path_in_repo) for o in operations]})
-            return CommitInfo(commit_url=f"https://huggingface.co/{repo_id}/commit/{commit}", commit_message=commit_message,
-                              commit_description="", oid=commit)
+            url = f"https://huggingface.co/{repo_id}/commit/{commit}"
+            return CommitInfo(commit_url=url, commit_message=commit_message, commit_description="", oid=commit)
 
         monkeypatch.setattr(HfApi, "create_repo", create_repo)
         monkeypatch.setattr(HfApi, "create_branch", create_branch)
@@ -209,11 +208,13 @@ def test_published_repository_loads_by_repo_id_offline_with_identical_outputs(pu
     assert torch.allclose(pixel_values, local_processor(images=image, return_tensors="pt")["pixel_values"], atol=1e-5)
 
     exported = VisMaeForPreTraining.from_pretrained(published).eval()
-    noise = torch.rand(1, (pixel_values.shape[-2] // 16) * (pixel_values.shape[-1] // 16), generator=torch.Generator().manual_seed(3))
+    num_mask_units = (pixel_values.shape[-2] // 16) * (pixel_values.shape[-1] // 16)
+    noise = torch.rand(1, num_mask_units, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         expected_reconstruction = exported(pixel_values, noise=noise).logits
         expected_features = exported.vis_mae(pixel_values).last_hidden_state
-        for model in (VisMaeForPreTraining.from_pretrained(REPO_ID), transformers.AutoModelForPreTraining.from_pretrained(REPO_ID)):
+        by_class = VisMaeForPreTraining.from_pretrained(REPO_ID)
+        for model in (by_class, transformers.AutoModelForPreTraining.from_pretrained(REPO_ID)):
             assert type(model) is VisMaeForPreTraining
             assert torch.equal(model.eval()(pixel_values, noise=noise).logits, expected_reconstruction)
         encoder = transformers.AutoModel.from_pretrained(REPO_ID).eval()
@@ -233,7 +234,8 @@ def test_published_repository_loads_by_repo_id_offline_with_identical_outputs(pu
         by_id = seeded(lambda: VisMaeForSemanticSegmentation.from_pretrained(REPO_ID))(pixel_values).logits
         by_dir = seeded(lambda: VisMaeForSemanticSegmentation.from_pretrained(published))(pixel_values).logits
         assert by_id.shape == (1, 2, *pixel_values.shape[-2:]) and torch.equal(by_id, by_dir)
-        by_auto = seeded(lambda: transformers.AutoModelForSemanticSegmentation.from_pretrained(REPO_ID))(pixel_values).logits
+        auto_segmenter = seeded(lambda: transformers.AutoModelForSemanticSegmentation.from_pretrained(REPO_ID))
+        by_auto = auto_segmenter(pixel_values).logits
         assert torch.equal(by_auto, by_dir)
         classifier = seeded(lambda: VisMaeForImageClassification.from_pretrained(REPO_ID, num_labels=3))
         assert torch.equal(classifier.vis_mae.encoder.state_dict()["stages.0.blocks.0.attention.qkv.weight"],
@@ -262,7 +264,8 @@ def test_remote_code_check_catches_code_that_computes_something_else(tmp_path):
     export = export_repository(make_run(tmp_path / "run"), "mr", tmp_path / "export", repo_id=REPO_ID)
     code = (export / "image_processing_vis_mae.py").read_text()
     assert "PRETRAINING_MEAN = 0.223\n" in code
-    (export / "image_processing_vis_mae.py").write_text(code.replace("PRETRAINING_MEAN = 0.223\n", "PRETRAINING_MEAN = 0.3\n"))
+    tampered = code.replace("PRETRAINING_MEAN = 0.223\n", "PRETRAINING_MEAN = 0.3\n")
+    (export / "image_processing_vis_mae.py").write_text(tampered)
     problems = remote_code_loading_problems(export)
     assert any(p.startswith("pixel_values: remote code and the package differ") for p in problems), problems
     assert any(p.startswith("AutoModel: remote code and the package differ") for p in problems), problems

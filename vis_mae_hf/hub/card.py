@@ -250,7 +250,7 @@ inputs = processor(images=image, return_tensors="pt")  # image: PIL image, or ar
 encoder = AutoModel.from_pretrained(repo)
 features = encoder(**inputs).last_hidden_state
 
-# Fine-tuning as in the paper. Segmentation: a Swin-Unet with depths {segmentation_depths}, K classes counting background
+# Fine-tuning as in the paper. Segmentation: Swin-Unet, depths {segmentation_depths}, K classes with background
 segmenter = VisMaeForSemanticSegmentation.from_pretrained(
     repo, num_labels=K, depths={segmentation_depths}, id2label={{0: "background", 1: "lesion"}}
 )
@@ -294,14 +294,18 @@ extractor = pipeline("image-feature-extraction", model="{repo}", trust_remote_co
 its own classes are used even with `trust_remote_code=True`; both read the same weights (see *Versions*)."""
 
 
+def _window_range(width: float, level: float) -> str:
+    return f"width {width:g} HU, level {level:g} HU: [{level - width / 2:g}, {level + width / 2:g}] HU -> [0, 1]"
+
+
 def _window_text(window) -> str:
     if window is None:
         return "none"
     if isinstance(window, str):
         width, level = CT_WINDOW_PRESETS[window]
-        return f'"{window}" (width {width:g} HU, level {level:g} HU: [{level - width / 2:g}, {level + width / 2:g}] HU -> [0, 1])'
+        return f'"{window}" ({_window_range(width, level)})'
     width, level = window
-    return f"width {width:g} HU, level {level:g} HU ([{level - width / 2:g}, {level + width / 2:g}] HU -> [0, 1])"
+    return _window_range(width, level)
 
 
 def _normalization_text(processor: dict) -> str:
@@ -324,13 +328,14 @@ def _preprocessing(inputs: CardInputs) -> str:
     processor = inputs.processor
     size = processor.get("size") or {}
     window = processor.get("hounsfield_window")
+    resampling = RESAMPLING_NAMES.get(processor.get("resample"), processor.get("resample"))
     lines = [
         "`preprocessor_config.json` holds the input these weights were pretrained with; "
         "`AutoImageProcessor.from_pretrained` applies it:",
         "",
         "| Setting | Value |",
         "|---|---|",
-        f"| size | {size.get('height')} x {size.get('width')} ({RESAMPLING_NAMES.get(processor.get('resample'), processor.get('resample'))} resampling) |",
+        f"| size | {size.get('height')} x {size.get('width')} ({resampling} resampling) |",
         f"| channels | {processor.get('num_channels')} (grey images repeated; RGB kept) |",
         f"| intensity window | {_window_text(window)} |",
         f"| normalisation | {_normalization_text(processor)} |",
@@ -446,14 +451,16 @@ def _training_procedure(inputs: CardInputs) -> str:
             "none left over)."
         )
     if inputs.base_model:
-        lines.append(f"Pretraining started from the weights of [`{inputs.base_model}`](https://huggingface.co/{inputs.base_model}).")
+        base = inputs.base_model
+        lines.append(f"Pretraining started from the weights of [`{base}`](https://huggingface.co/{base}).")
     run = []
     if summary.get("global_steps") is not None:
         run.append(_plural(summary["global_steps"], "optimisation step"))
     if summary.get("epochs") is not None:
         run.append(f"{_number(summary['epochs'])} epochs")
     if summary.get("final_loss") is not None:
-        run.append(f"final reconstruction loss {_number(summary['final_loss'])} (MSE on masked patches, normalised pixels)")
+        loss = _number(summary["final_loss"])
+        run.append(f"final reconstruction loss {loss} (MSE on masked patches, normalised pixels)")
     if run:
         lines.append("Pretraining ran " + ", ".join(run) + ".")
     recipe = summary.get("recipe") or {}

@@ -43,7 +43,9 @@ def register_cli(subparsers) -> None:
     validate = commands.add_parser("validate", help="Check a repository folder; print every problem.")
     validate.add_argument("repo_dir")
     validate.add_argument("--repo-id", help="the Hub id it will be pushed to")
-    validate.add_argument("--remote-code", action="store_true", help="also load it with trust_remote_code=True without vis_mae_hf")
+    validate.add_argument(
+        "--remote-code", action="store_true", help="also load it with trust_remote_code=True without vis_mae_hf"
+    )
     validate.set_defaults(handler=run_validate)
 
     push = commands.add_parser("push", help="Validate a repository folder and upload it in one commit.")
@@ -52,7 +54,9 @@ def register_cli(subparsers) -> None:
     push.add_argument("--private", action="store_true", help="create the repository private")
     push.add_argument("--revision", help="branch to commit to (default main)")
     push.add_argument("--commit-message")
-    push.add_argument("--skip-remote-code-check", action="store_true", help="do not test trust_remote_code loading first")
+    push.add_argument(
+        "--skip-remote-code-check", action="store_true", help="do not test trust_remote_code loading first"
+    )
     push.set_defaults(handler=run_push)
 
 

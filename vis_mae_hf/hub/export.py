@@ -145,7 +145,9 @@ def _replace_output(staged: Path, output: Path, overwrite: bool) -> None:
             and json.loads(config.read_text(encoding="utf-8")).get("model_type") == "vis_mae"
         )
         if not is_export:
-            raise ExportError(f"{output} is not a previous VIS-MAE export; refusing to delete it. Choose another --output.")
+            raise ExportError(
+                f"{output} is not a previous VIS-MAE export; refusing to delete it. Choose another --output."
+            )
         shutil.rmtree(output)
     elif output.exists():
         output.rmdir()
@@ -178,7 +180,8 @@ def export_repository(
         variant: generic, ct, mr, pet, xray or us; must match the training summary's modality.
         output: the repository folder to create. It must not exist or be empty, unless `overwrite` and it is a
             previous export.
-        repo_id: the Hub id the card's examples load from ("org/vis-mae-mr"); default "<your-namespace>/vis-mae-<variant>"
+        repo_id: the Hub id the card's examples load from ("org/vis-mae-mr"); default
+            "<your-namespace>/vis-mae-<variant>"
             (the push refuses a card that does not name its repository, so export again with the real id).
         training_summary: what the weights were trained on (see `summaries`); default `model/training_summary.json`.
         evaluation: optional evaluation summary of fine-tuning these weights (see `summaries`).

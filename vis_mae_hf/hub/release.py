@@ -180,6 +180,7 @@ def pretrain_variant_with(arguments: Mapping) -> Callable[[HubVariant, Path], Pa
     def pretrain(variant: HubVariant, run_dir: Path) -> Path:
         from ..pretraining import PretrainingArguments, run_pretraining
 
-        return run_pretraining(PretrainingArguments(**{**arguments, "output_dir": str(run_dir), "modality": variant.name}))
+        per_variant = {"output_dir": str(run_dir), "modality": variant.name}
+        return run_pretraining(PretrainingArguments(**{**arguments, **per_variant}))
 
     return pretrain

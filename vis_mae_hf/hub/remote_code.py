@@ -7,8 +7,8 @@ byte for byte from the installed package: the repository runs exactly the code t
 version is recorded beside it (`config.json` `vis_mae_hf_version`, the model card).
 
 Which code runs: with `vis_mae_hf` imported, its registered classes win over the repository's code even with
-`trust_remote_code=True` (transformers prefers explicitly registered local classes); without it, `trust_remote_code=True`
-runs the copied files. Both read the same weights and processor settings.
+`trust_remote_code=True` (transformers prefers explicitly registered local classes); without it,
+`trust_remote_code=True` runs the copied files. Both read the same weights and processor settings.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Does a repository work for someone without vis-mae-hf? Load it through every Auto class both ways and compare.
 
-`auto_class_outputs(target, trust_remote_code)` loads a repository (folder or Hub id) with `AutoImageProcessor`, the four
-model Auto classes and the feature-extraction and segmentation pipelines, and returns what each computes on one fixed
-image, seeding torch before each load so that freshly initialised heads are drawn identically. This module imports
-nothing from vis_mae_hf at module level, so it also runs as a script in an interpreter where `vis_mae_hf` cannot be
-imported: there the Auto classes can only use the repository's own code (`trust_remote_code=True`).
+`auto_class_outputs(target, trust_remote_code)` loads a repository (folder or Hub id) with `AutoImageProcessor`,
+the four model Auto classes and the feature-extraction and segmentation pipelines, and returns what each computes on
+one fixed image, seeding torch before each load so that freshly initialised heads are drawn identically. This
+module imports nothing from vis_mae_hf at module level, so it also runs as a script in an interpreter where
+`vis_mae_hf` cannot be imported: there the Auto classes can only use the repository's own code
+(`trust_remote_code=True`).
 
 `remote_code_loading_problems(target)` runs that script in a subprocess and compares its outputs with the installed
 package's: the same weights must give the same numbers through both code paths.
@@ -12,6 +13,7 @@ package's: the same weights must give the same numbers through both code paths.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -92,8 +94,9 @@ def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, 
     Auto class and pipeline must have used the repository's code (module `transformers_modules...`) and produced the
     same numbers (within `atol`).
     """
-    import vis_mae_hf  # noqa: F401  registers the package's classes: the reference side of the comparison
     from safetensors.torch import load_file
+
+    importlib.import_module("vis_mae_hf")  # registers the package's classes: the reference side of the comparison
 
     # A folder is passed on as an absolute path: the child runs in its own scratch directory.
     target = str(Path(target).resolve()) if Path(target).is_dir() else str(target)
@@ -127,7 +130,8 @@ def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, 
     for name, local in local_outputs.items():
         remote = remote_outputs.get(name)
         if remote is None or remote.shape != local.shape:
-            problems.append(f"{name}: remote code gave shape {None if remote is None else tuple(remote.shape)}, the package {tuple(local.shape)}")
+            remote_shape = None if remote is None else tuple(remote.shape)
+            problems.append(f"{name}: remote code gave shape {remote_shape}, the package {tuple(local.shape)}")
         elif not torch.allclose(remote.float(), local.float(), atol=atol, rtol=0):
             difference = (remote.float() - local.float()).abs().max().item()
             problems.append(f"{name}: remote code and the package differ by up to {difference:.3g}")
@@ -138,7 +142,8 @@ def _main(target: str, scratch: str) -> None:
     from safetensors.torch import save_file
 
     outputs, classes = auto_class_outputs(target, trust_remote_code=True)
-    save_file({name: tensor.contiguous() for name, tensor in outputs.items()}, str(Path(scratch) / "outputs.safetensors"))
+    tensors = {name: tensor.contiguous() for name, tensor in outputs.items()}
+    save_file(tensors, str(Path(scratch) / "outputs.safetensors"))
     (Path(scratch) / "classes.json").write_text(json.dumps(classes, indent=1))
 
 

@@ -53,7 +53,9 @@ REQUIRED_CARD_SECTIONS = (
 )
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 UNFILLED_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_]\w*\}")
-MODEL_CLASSES = {name: getattr(modeling_vis_mae, name) for name in modeling_vis_mae.__all__ if name.startswith("VisMae")}
+MODEL_CLASSES = {
+    name: getattr(modeling_vis_mae, name) for name in modeling_vis_mae.__all__ if name.startswith("VisMae")
+}
 
 
 class RepositoryValidationError(ValueError):
@@ -63,7 +65,8 @@ class RepositoryValidationError(ValueError):
         self.repo_dir = Path(repo_dir)
         self.failures = list(failures)
         listed = "\n".join(f"  - {failure}" for failure in self.failures)
-        super().__init__(f"{repo_dir} is not a publishable VIS-MAE repository ({len(self.failures)} problems):\n{listed}")
+        count = len(self.failures)
+        super().__init__(f"{repo_dir} is not a publishable VIS-MAE repository ({count} problems):\n{listed}")
 
 
 def _read_json(path: Path, failures: list[str]) -> dict | None:
@@ -131,10 +134,14 @@ def _check_model_and_processor(repo_dir: Path, config: dict | None, failures: li
     processor_settings = _read_json(repo_dir / "preprocessor_config.json", failures)
     processor = None
     if processor_settings is not None:
-        _check_auto_map("preprocessor_config.json", processor_settings.get("auto_map"), IMAGE_PROCESSOR_AUTO_MAP, failures)
+        _check_auto_map(
+            "preprocessor_config.json", processor_settings.get("auto_map"), IMAGE_PROCESSOR_AUTO_MAP, failures
+        )
         processor_type = processor_settings.get("image_processor_type")
         if processor_type not in ("VisMaeImageProcessor", "VisMaeImageProcessorPil"):
-            failures.append(f"preprocessor_config.json image_processor_type is {processor_type!r}, not a VIS-MAE processor")
+            failures.append(
+                f"preprocessor_config.json image_processor_type is {processor_type!r}, not a VIS-MAE processor"
+            )
         else:
             try:
                 processor = VisMaeImageProcessor.from_pretrained(repo_dir)
@@ -248,7 +255,9 @@ def validate_repository(
     return failures
 
 
-def require_valid_repository(repo_dir: str | Path, repo_id: str | None = None, *, check_remote_code: bool = False) -> None:
+def require_valid_repository(
+    repo_dir: str | Path, repo_id: str | None = None, *, check_remote_code: bool = False
+) -> None:
     """Raise `RepositoryValidationError` listing every failure of `validate_repository`."""
     failures = validate_repository(repo_dir, repo_id, check_remote_code=check_remote_code)
     if failures:
