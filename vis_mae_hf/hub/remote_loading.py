@@ -54,14 +54,18 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
 
     Returns:
         (outputs, classes): `outputs` maps "AutoModel", ..., "pipeline:image-segmentation" to tensors; `classes` maps
-        the same names (and "AutoImageProcessor") to `module.ClassName` of what was loaded.
+        the same names (and "AutoConfig", "AutoImageProcessor") to `module.ClassName` of what was loaded.
     """
     import transformers
     from PIL import Image
 
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
+    config = transformers.AutoConfig.from_pretrained(target, **kwargs)
     processor = transformers.AutoImageProcessor.from_pretrained(target, **kwargs)
-    classes = {"AutoImageProcessor": f"{type(processor).__module__}.{type(processor).__name__}"}
+    classes = {
+        "AutoConfig": f"{type(config).__module__}.{type(config).__name__}",
+        "AutoImageProcessor": f"{type(processor).__module__}.{type(processor).__name__}",
+    }
     image = probe_image()
     pixel_values = processor(images=image, return_tensors="pt")["pixel_values"]
     outputs = {"pixel_values": pixel_values}
