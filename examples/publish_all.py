@@ -10,7 +10,7 @@
     python examples/publish_all.py --runs-dir runs --output-dir publish --namespace my-org --push
 
 VIS-MAE-Generic is pretrained on all of the corpus, each other variant on its own modality. Variants whose modality
-the corpus lacks are skipped and named (the demo corpus has no PET); `--variants` asks for specific ones, and then a
+the corpus lacks are skipped and named (the demo corpus has all five; its PET is synthetic); `--variants` asks for specific ones, and then a
 missing modality is an error. Every repository is validated before anything is pushed.
 """
 

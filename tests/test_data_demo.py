@@ -26,11 +26,18 @@ def test_demo_corpus_is_multi_modality_and_cached(demo_cache):
 
     corpus = load_demo_corpus()
     counts = Counter(corpus["modality"])
-    assert set(counts) == {"CT", "MR", "XRAY", "US"}
-    assert counts["MR"] >= 8 and counts["CT"] >= 5 and counts["XRAY"] == 2
+    assert set(counts) == {"CT", "MR", "XRAY", "US", "PET"}  # all five modality variants can be trained
+    assert counts["MR"] >= 8 and counts["CT"] >= 5 and counts["XRAY"] == 2 and counts["PET"] == 8
     image = corpus[0]["image"]
     assert image.size == (224, 224) and image.mode == "L"
     assert any(path.endswith("mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz") for path in corpus["source_path"])
+    # the PET slices are synthetic and say so in their headers
+    import pydicom
+
+    pet_files = [p for p in corpus["source_path"] if "synthetic_pet" in p]
+    assert len(pet_files) == 8
+    header = pydicom.dcmread(pet_files[0], stop_before_pixels=True)
+    assert header.Modality == "PT" and header.Units == "BQML" and "SYNTHETIC" in header.SeriesDescription
     notice = (demo_cache / "demo" / DEMO_VERSION / "NOTICE").read_text()
     assert "McConnell Brain Imaging Centre" in notice
     summary = demo_cache / "demo" / DEMO_VERSION / "corpus" / "corpus_summary.json"

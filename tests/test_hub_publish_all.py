@@ -1,9 +1,8 @@
 """`examples/publish_all.py`: six variants pretrained from one corpus, exported, validated, pushed.
 
-The built-in demo corpus has real CT, MR, X-ray and ultrasound images but no PET (no real PET DICOM ships in any
-package), so a release from it has five variants and says why PET is missing. The six-variant release runs on the
-demo corpus's own files plus a synthetic PET series built with pydicom (DATA.md: the way to have PET offline), through
-the same corpus builder.
+The built-in demo corpus has real CT, MR, X-ray and ultrasound images and a synthetic PET series (no real PET DICOM
+ships in any package), so a release from it has all six variants. A corpus lacking a modality releases the others
+and says why the missing one is skipped.
 """
 
 import importlib.util
@@ -13,9 +12,6 @@ from pathlib import Path
 import pytest
 from huggingface_hub import ModelCard
 
-from vis_mae_hf.data.corpus import InputFile, build_corpus
-from vis_mae_hf.data.demo import DEMO_FRAMES_PER_FILE, demo_corpus_files
-from vis_mae_hf.data.modality_preprocessing import ModalityPreprocessing
 from vis_mae_hf.hub import VARIANTS, validate_repository
 from vis_mae_hf.hub.release import (
     ReleaseError,
@@ -25,7 +21,6 @@ from vis_mae_hf.hub.release import (
     release_variants,
 )
 
-from test_data_support import pet_series
 from test_hub_push import FakeHub
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "publish_all.py"
@@ -50,27 +45,17 @@ def demo_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def corpus_with_pet(tmp_path_factory, demo_cache):
-    root = tmp_path_factory.mktemp("corpus-with-pet")
-    pet_series(root / "pet", n_slices=3)
-    files = demo_corpus_files() + [InputFile(str(path), None) for path in sorted((root / "pet").iterdir())]
-    build_corpus([file.path for file in files], root / "corpus", input_files=files, num_workers=1,
-                 preprocessing=ModalityPreprocessing(max_images_per_file=DEMO_FRAMES_PER_FILE), progress=False)
-    return root / "corpus"
-
-
-@pytest.fixture(scope="module")
-def release(tmp_path_factory, corpus_with_pet):
+def release(tmp_path_factory, demo_cache):
+    """`publish_all.py` on the built-in demo corpus (no --corpus), with a tiny model and one step per variant."""
     output = tmp_path_factory.mktemp("release")
-    code = publish_all(["--corpus", str(corpus_with_pet), "--output-dir", str(output), "--namespace", "org",
-                        *TINY_TRAINING])
+    code = publish_all(["--output-dir", str(output), "--namespace", "org", *TINY_TRAINING])
     assert code == 0
     return output
 
 
 @pytest.mark.slow
-def test_publish_all_produces_six_valid_repositories(release, corpus_with_pet):
-    counts = corpus_modality_counts(corpus_with_pet)
+def test_publish_all_on_the_demo_corpus_produces_six_valid_repositories(release):
+    counts = corpus_modality_counts(None)
     assert all(counts.get(modality) for modality in ("CT", "MR", "PET", "XRAY", "US"))
     for variant in VARIANTS.values():
         repo = release / "repos" / variant.default_repo_name
@@ -98,10 +83,14 @@ def test_demo_mr_weights_carry_the_mni152_notice(tmp_path, demo_cache):
     ct_run = make_run(tmp_path / "ct", summary=training_summary("ct", dataset="built-in demo corpus"))
     ct_card = (export_repository(ct_run, "ct", tmp_path / "ct-repo", repo_id="org/c") / "README.md").read_text()
     assert "McConnell" not in ct_card and "pydicom-data (MIT licence" in ct_card
+    # the demo PET is simulated from the MNI152 maps, so its card keeps that notice too
+    pet_run = make_run(tmp_path / "pet", summary=training_summary("pet", dataset="built-in demo corpus"))
+    pet_card = (export_repository(pet_run, "pet", tmp_path / "pet-repo", repo_id="org/p") / "README.md").read_text()
+    assert "McConnell Brain Imaging Centre" in pet_card
 
 
-def test_the_builtin_demo_corpus_releases_five_variants_and_names_the_missing_one(demo_cache):
-    counts = corpus_modality_counts(None)
+def test_a_corpus_without_pet_releases_five_variants_and_names_the_missing_one(demo_cache):
+    counts = {modality: n for modality, n in corpus_modality_counts(None).items() if modality != "PET"}
     variants, skipped = plan_release(counts)
     assert [v.name for v in variants] == ["generic", "ct", "mr", "xray", "us"]
     assert skipped == {"pet": "the corpus has no PET images"}

@@ -626,6 +626,16 @@ class VisMaeModel(VisMaePreTrainedModel):
     """The VIS-MAE Swin encoder: patch embedding and four stages, no final norm on `last_hidden_state`. With
     `add_pooling_layer`, `pooler_output` is LayerNorm then mean over tokens (what the classifier uses)."""
 
+    # Loading the encoder out of a pretraining or fine-tuned checkpoint drops its heads on purpose.
+    _keys_to_ignore_on_load_unexpected = [
+        r"^(vis_mae\.)?embeddings\.mask_token$",
+        r"^decoder\.",
+        r"^reconstruction_head\.",
+        r"^final_patch_expanding\.",
+        r"^segmentation_head\.",
+        r"^classifier\.",
+    ]
+
     def __init__(self, config: VisMaeConfig, add_pooling_layer: bool = True, use_mask_token: bool = False):
         super().__init__(config)
         self.embeddings = VisMaeEmbeddings(config, use_mask_token=use_mask_token)

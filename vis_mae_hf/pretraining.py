@@ -147,6 +147,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
     from accelerate.utils import set_seed
 
     args = args.resolved()
+    check_hub_arguments(args)
     output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
@@ -326,6 +327,16 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
             },
             "package_version": __version__,
         }
+        if args.dataset is None and "source_path" in images.column_names:
+            from .data.demo import demo_corpus_sources
+
+            summary["sources"] = demo_corpus_sources(images["source_path"])
+            summary["notes"] = [
+                "Demonstration weights: a few minutes of pretraining on the built-in demo corpus, not the paper's "
+                "2.5 M images. Its PET images are synthetic (FDG uptake simulated from the MNI152 tissue maps)."
+            ]
+        if args.model_name_or_path and not Path(args.model_name_or_path).exists():
+            summary["base_model"] = args.model_name_or_path  # a Hub id the pretraining continued from
         (output_dir / "training_summary.json").write_text(json.dumps(summary, indent=1))
         save_reconstruction_picture(finished, examples, args, output_dir / "reconstruction.png", accelerator.device)
         accelerator.print(f"Saved the model, processor, training_summary.json and reconstruction.png to {output_dir}")
@@ -347,8 +358,19 @@ def save_reconstruction_picture(model, examples: PretrainingExamples, args, path
     reconstruction_grid(model, pixel_values, noise, PRETRAINING_MEAN, PRETRAINING_STD).save(path)
 
 
+def check_hub_arguments(args: PretrainingArguments) -> None:
+    """Fail before training, not after hours of it, when a push could not happen."""
+    if args.push_to_hub and (not args.hub_model_id or "/" not in args.hub_model_id):
+        raise ValueError(
+            f"--push_to_hub needs --hub_model_id NAMESPACE/NAME (a user or organisation and a name), got {args.hub_model_id!r}."
+        )
+
+
 def push_pretrained_model(output_dir: Path, args: PretrainingArguments) -> None:
-    raise NotImplementedError  # replaced once the Hub export lands
+    """Export the run as a Hub repository (card, remote code, variant processor), validate it, push it."""
+    from .hub import export_and_push
+
+    export_and_push(output_dir, args.hub_variant or args.modality, args.hub_model_id, output_dir / "hub_repository", overwrite=True)
 
 
 __all__ = ["PretrainingArguments", "PretrainingResult", "run_pretraining", "pretrain", "NonFiniteLossError"]

@@ -3,8 +3,9 @@
 - `load_demo_corpus()`: a small real multi-modality pretraining corpus (`datasets.Dataset`, 224x224 grey `image`,
   `modality`, ...), built with the same code as `vis-mae data corpus` from the distinct clinical images of pydicom's
   and pydicom-data's test files (CT, MR, computed radiography, ultrasound; up to 8 frames of each multi-frame
-  file) and 8 axial slices of the MNI152 T1 template shipped in nilearn (MR). There is no PET: no real PET DICOM
-  ships in any package.
+  file), 8 axial slices of the MNI152 T1 template shipped in nilearn (MR), and 8 slices of a *synthetic* FDG-PET
+  series simulated from the MNI152 tissue maps (`synthetic_pet`): no real PET DICOM ships in any package, and the
+  files say they are synthetic.
 - `load_demo_segmentation()`: a real 2-D segmentation set (`DatasetDict` with a `train` split) of the 155 axial
   slices of the MNI152 2009 T1 template that contain brain, with tissue masks 0 background, 1 grey matter,
   2 white matter, 3 other brain (CSF, deep structures the maps give to neither), the argmax of the grey-matter,
@@ -34,7 +35,7 @@ from .features import TASK_SEGMENTATION, encode_grey_image, encode_mask
 from .folds import FoldAssignment, contiguous_slab_folds
 
 # Bumped whenever the demo content or its preprocessing changes, so an old cache is not reused.
-DEMO_VERSION = "v1"
+DEMO_VERSION = "v2"
 CACHE_ENV_VARIABLE = "VIS_MAE_HF_CACHE"
 
 MNI152_NOTICE = """\
@@ -111,19 +112,71 @@ def _write_notice(directory: Path) -> None:
     (directory / "NOTICE").write_text(MNI152_NOTICE + "\n" + PYDICOM_NOTICE)
 
 
+def synthetic_pet_files(directory: Path) -> list[Path]:
+    """The demo's synthetic FDG-PET slices (see `synthetic_pet`), written once into `directory`."""
+    from ..medical_io import load_medical_volume
+    from .synthetic_pet import VOXEL_MM, synthetic_fdg_activity, write_pet_series
+
+    existing = sorted(directory.glob("pet_*.dcm"))
+    if len(existing) == DEMO_FRAMES_PER_FILE:
+        return existing
+    t1, affine = load_medical_volume(_mni152_file("t1"))
+    grey, _ = load_medical_volume(_mni152_file("gm"))
+    white, _ = load_medical_volume(_mni152_file("wm"))
+    activity = synthetic_fdg_activity(grey / 255.0, white / 255.0, t1 > 0.2 * t1.max())
+    # axial levels that hold a real cross-section of brain, not the last wisps at the vertex
+    per_slice = activity.reshape(-1, activity.shape[2]).sum(axis=0)
+    slices_with_brain = np.flatnonzero(per_slice > 0.2 * per_slice.max())
+    chosen = np.linspace(slices_with_brain[0], slices_with_brain[-1], DEMO_FRAMES_PER_FILE + 2)[1:-1].round().astype(int)
+    origin = np.asarray(affine)[:3, 3] + (VOXEL_MM - 1) / 2  # centre of the first 2x2x2 block of 1 mm voxels
+    return write_pet_series(activity, directory, chosen.tolist(), origin)
+
+
 def demo_corpus_files() -> list:
-    """The demo corpus inputs, in order: the DICOM test files found, then the MNI152 T1 volume (as MR)."""
+    """The demo corpus inputs, in order: the DICOM test files, the MNI152 T1 volume (as MR), then the synthetic
+    PET series (no real PET ships in any package; see `synthetic_pet`)."""
     from pydicom.data import get_testdata_file
 
     from .corpus import InputFile
 
     files = []
+    missing = []
     for name in DEMO_DICOM_FILES:
         path = get_testdata_file(name, download=False)  # None when pydicom-data is not installed
-        if path is not None:
+        if path is None:
+            missing.append(name)
+        else:
             files.append(InputFile(str(Path(path).resolve()), None))
+    if missing:
+        raise ImportError(
+            f"The demo corpus needs pydicom's and pydicom-data's test files; not found: {', '.join(missing)}. "
+            'Install them with: pip install "vis-mae-hf[demo]".'
+        )
     files.append(InputFile(str(_mni152_file("t1")), "MR"))
+    files.extend(InputFile(str(path), None) for path in synthetic_pet_files(demo_cache_dir() / "synthetic_pet"))
     return files
+
+
+def demo_corpus_sources(source_paths: list[str]) -> list[dict]:
+    """Where demo-corpus images come from (for training summaries and model cards), counted from their paths."""
+    groups = {
+        "pydicom and pydicom-data DICOM test files": dict(license="MIT", attribution=PYDICOM_NOTICE.strip()),
+        "MNI152 2009a T1 template (nilearn)": dict(
+            license="MNI152 copyright notice (see NOTICE)", attribution="Copyright (C) 1993-2009 Louis Collins, McConnell Brain Imaging Centre"
+        ),
+        "synthetic FDG-PET simulated from MNI152 tissue maps": dict(
+            license="MNI152 copyright notice (derived data)", attribution="Synthetic, not a patient scan: no real PET ships in any package"
+        ),
+    }
+    counts = dict.fromkeys(groups, 0)
+    for path in source_paths:
+        if "synthetic_pet" in path:
+            counts["synthetic FDG-PET simulated from MNI152 tissue maps"] += 1
+        elif "mni_icbm152" in path:
+            counts["MNI152 2009a T1 template (nilearn)"] += 1
+        else:
+            counts["pydicom and pydicom-data DICOM test files"] += 1
+    return [{"name": name, "images": count, **groups[name]} for name, count in counts.items() if count]
 
 
 def load_demo_corpus(*, streaming: bool = False, progress: bool = False):

@@ -369,11 +369,11 @@ def _preprocessing(inputs: CardInputs) -> str:
 
 def _demo_notices(counts: dict) -> list[str]:
     """The licence notices the demo corpus carries, for the modalities these weights saw: the DICOM test files
-    (every modality) and, with MR, the MNI152 template, whose copyright notice must travel with derived works."""
+    (every modality) and, with MR or PET, the MNI152 template, whose copyright notice must travel with derived works."""
     from ..data.demo import MNI152_NOTICE, PYDICOM_NOTICE
 
     notices = [PYDICOM_NOTICE.strip()]
-    if counts.get("MR"):
+    if counts.get("MR") or counts.get("PET"):  # the T1 slices, and the synthetic PET simulated from MNI152 maps
         notices += ["", MNI152_NOTICE.strip()]
     return notices
 
