@@ -199,3 +199,23 @@ def test_resume_latest_needs_a_complete_checkpoint(tmp_path):
     complete.mkdir()
     (complete / "progress.json").write_text(json.dumps(TrainingProgress(global_step=4).__dict__))
     assert resolve_resume_checkpoint(tmp_path, "latest") == complete
+
+
+def test_push_to_hub_is_checked_before_training_and_pushes_the_finished_run(corpus, tmp_path, monkeypatch):
+    from test_hub_push import FakeHub
+
+    from conftest import tiny_config_kwargs
+    from vis_mae_hf import VisMaeConfig
+    from vis_mae_hf.pretraining import PretrainingArguments, run_pretraining
+
+    arguments = dict(output_dir=str(tmp_path / "run"), dataset=str(corpus), image_size=64, max_steps=1,
+                     per_device_train_batch_size=4, warmup_steps=0, reconstruction_images=1, push_to_hub=True)
+    with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id NAMESPACE/NAME"):
+        run_pretraining(PretrainingArguments(**arguments, hub_model_id="no-namespace"))
+    assert not (tmp_path / "run").exists()  # refused before any work
+    hub = FakeHub(tmp_path / "hub").install(monkeypatch)
+    run_pretraining(PretrainingArguments(**arguments, hub_model_id="org/vis-mae-ct", modality="ct"),
+                    VisMaeConfig(**tiny_config_kwargs(image_size=64)))
+    assert [commit["repo_id"] for commit in hub.commits] == ["org/vis-mae-ct"]
+    pushed = hub.folder("org/vis-mae-ct")
+    assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= {p.name for p in pushed.iterdir()}
