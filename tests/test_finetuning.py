@@ -1,0 +1,273 @@
+"""Fine-tuning with Trainer on small synthetic sets: data selection, initialisations, end-to-end runs, the loss."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vis_mae_hf.finetuning.data import prepare_finetuning_data
+from vis_mae_hf.finetuning.initialization import Initialization, build_finetuning_model
+from vis_mae_hf.finetuning.training import FinetuningArguments, format_metrics_table, run_finetuning
+
+TINY_OVERRIDES = json.dumps({"embed_dim": 16, "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0})
+SEGMENTATION_NAMES = ["background", "bright", "brightest"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP threads spin-wait.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def synthetic_set(directory, task, num_rows=20, n_folds=5, seed=0):
+    """A converted-layout set saved with save_to_disk: two images per patient, patient-grouped folds and ranks."""
+    from datasets import Dataset, DatasetDict
+
+    from vis_mae_hf.data.features import build_features, encode_grey_image, encode_mask
+    from vis_mae_hf.data.folds import assign_patient_folds
+
+    rng = np.random.default_rng(seed)
+    patients = [f"patient{index // 2}" for index in range(num_rows)]
+    assignment = assign_patient_folds(patients, n_folds=n_folds, seed=seed)
+    names = SEGMENTATION_NAMES if task == "segmentation" else ["negative", "positive", "other"][: 3 if task == "multilabel" else 2]
+    rows = []
+    for index, patient in enumerate(patients):
+        # Smooth blobs: a learnable target, varied images.
+        coarse = rng.random((5, 6))
+        image = np.kron(coarse, np.ones((8, 8)))
+        row = {
+            "image": encode_grey_image(image),
+            "case_id": patient,
+            "slice_index": index,
+            "source_file": "synthetic",
+            "fold": assignment.fold_of[patient],
+            "label_rank": assignment.label_rank_of[patient],
+        }
+        if task == "segmentation":
+            row["mask"] = encode_mask((image > 0.5).astype(int) + (image > 0.8).astype(int), n_labels=3)
+        elif task == "classification":
+            row["label"] = index % 2  # each patient has one image of each class: every fold holds both
+        else:
+            row["labels"] = [0, 2] if index % 2 else [1]
+        rows.append(row)
+    dataset = Dataset.from_list(rows, features=build_features(task, names, n_folds=n_folds))
+    DatasetDict({"train": dataset}).save_to_disk(str(directory))
+    return directory
+
+
+def tiny_pretraining_checkpoint(directory):
+    from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
+
+    torch.manual_seed(0)
+    VisMaeForPreTraining(VisMaeConfig(embed_dim=16, num_heads=[1, 2, 4, 8], image_size=64)).save_pretrained(directory)
+    return directory
+
+
+def tiny_arguments(dataset, output_dir, **overrides):
+    values = dict(
+        dataset=str(dataset),
+        output_dir=str(output_dir),
+        image_size=64,
+        max_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=16,
+        config_overrides=TINY_OVERRIDES,
+        logging_steps=1,
+        disable_tqdm=True,
+    )
+    values.update(overrides)
+    return FinetuningArguments(**values)
+
+
+# ---------------------------------------------------------------------------------------------------- data selection
+def test_validation_is_the_held_out_fold_and_label_fractions_are_nested(tmp_path):
+    directory = synthetic_set(tmp_path / "seg", "segmentation")
+    half = prepare_finetuning_data(str(directory), "segmentation", fold=1, label_fraction=0.5, label_names=SEGMENTATION_NAMES)
+    quarter = prepare_finetuning_data(str(directory), "segmentation", fold=1, label_fraction=0.25, label_names=SEGMENTATION_NAMES)
+    full = prepare_finetuning_data(str(directory), "segmentation", fold=1, label_fraction=1.0, label_names=SEGMENTATION_NAMES)
+    assert set(half.validation["fold"]) == {1}
+    assert 1 not in set(full.train["fold"])
+    assert len(full.train) + len(full.validation) == 20
+    # prefixes of one patient permutation: 25 % of patients inside 50 % inside 100 %, and whole patients only
+    assert set(quarter.train["slice_index"]) < set(half.train["slice_index"]) < set(full.train["slice_index"])
+    assert len(half.train) % 2 == 0 and len(quarter.train) % 2 == 0
+    assert half.id2label == dict(enumerate(SEGMENTATION_NAMES)) and half.problem_type is None
+
+
+def test_segmentation_set_without_class_names_is_refused_with_the_fix(tmp_path):
+    directory = synthetic_set(tmp_path / "seg", "segmentation")
+    with pytest.raises(ValueError, match="--label_names"):
+        prepare_finetuning_data(str(directory), "segmentation")
+
+
+def test_classification_sets_take_names_from_their_class_labels_and_multilabel_is_recognised(tmp_path):
+    single = prepare_finetuning_data(str(synthetic_set(tmp_path / "cls", "classification")), "classification")
+    assert single.task == "classification" and single.label_names == ["negative", "positive"]
+    assert single.problem_type == "single_label_classification"
+    multi = prepare_finetuning_data(str(synthetic_set(tmp_path / "multi", "multilabel")), "classification")
+    assert multi.task == "multilabel" and multi.problem_type == "multi_label_classification"
+    with pytest.raises(ValueError, match="`mask` columns"):
+        prepare_finetuning_data(str(tmp_path / "cls"), "segmentation")
+
+
+def test_a_set_without_folds_uses_its_validation_split_and_says_the_subset_is_not_patient_grouped(tmp_path):
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+
+    features = Features({"image": Image(), "label": ClassLabel(names=["a", "b"])})
+    pixels = [np.full((32, 32), value, dtype=np.uint8) for value in range(0, 200, 10)]
+    rows = [{"image": pixel, "label": index % 2} for index, pixel in enumerate(pixels)]
+    DatasetDict(
+        {"train": Dataset.from_list(rows[:16], features=features), "validation": Dataset.from_list(rows[16:], features=features)}
+    ).save_to_disk(str(tmp_path / "plain"))
+    data = prepare_finetuning_data(str(tmp_path / "plain"), "classification", label_fraction=0.5)
+    assert len(data.train) == 8 and len(data.validation) == 4 and data.fold is None
+    assert any("not grouped by patient" in note for note in data.notes)
+
+
+def test_a_missing_dataset_directory_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        prepare_finetuning_data(str(tmp_path / "nowhere"), "segmentation")
+
+
+# ---------------------------------------------------------------------------------------------------- initialisations
+def test_initialization_strings_parse_and_bad_ones_list_the_choices():
+    assert Initialization.parse("vismae:outputs/x") == Initialization("vismae", "outputs/x")
+    assert Initialization.parse("random") == Initialization("random")
+    assert str(Initialization.parse("swin:microsoft/swin-tiny-patch4-window7-224")) == "swin:microsoft/swin-tiny-patch4-window7-224"
+    for bad in ("vismae", "imagenet", "random:x", ""):
+        with pytest.raises(ValueError, match="expected 'vismae:"):
+            Initialization.parse(bad)
+
+
+def test_vismae_initialization_builds_the_published_segmenter_and_reports_what_starts_fresh(tmp_path):
+    checkpoint = tiny_pretraining_checkpoint(tmp_path / "pretrained")
+    model, report = build_finetuning_model(
+        "segmentation", f"vismae:{checkpoint}", label_names=SEGMENTATION_NAMES, image_size=64,
+        config_overrides={"drop_path_rate": 0.0},
+    )
+    assert model.config.depths == [2, 2, 6, 2] and model.config.id2label[2] == "brightest"
+    assert "segmentation_head.weight" in report.fresh
+    assert any(key.startswith("vis_mae.encoder.stages.2.blocks.4.") for key in report.fresh)
+    assert not any(key.startswith("vis_mae.encoder.stages.0.") for key in report.fresh)
+    assert "skip_projections" in report.format()
+    with pytest.raises(ValueError, match="Shape fields"):
+        build_finetuning_model(
+            "segmentation", f"vismae:{checkpoint}", label_names=SEGMENTATION_NAMES, image_size=64,
+            config_overrides={"embed_dim": 32, "num_heads": [1, 2, 4, 8]},
+        )
+    with pytest.raises(OSError, match="cannot load a VIS-MAE checkpoint"):
+        build_finetuning_model("classification", f"vismae:{tmp_path / 'missing'}", label_names=["a", "b"], image_size=64)
+
+
+def test_swin_initialization_converts_into_the_published_classifier(tmp_path):
+    from transformers import SwinConfig, SwinModel
+
+    SwinModel(SwinConfig(image_size=64, embed_dim=16, depths=[2, 2, 6, 2], num_heads=[1, 2, 4, 8])).save_pretrained(
+        tmp_path / "swin"
+    )
+    model, report = build_finetuning_model(
+        "classification", f"swin:{tmp_path / 'swin'}", label_names=["a", "b"], image_size=64,
+        problem_type="single_label_classification",
+    )
+    assert model.config.depths == [2, 2, 2, 2]  # the published classifier layout, whatever Swin's depths
+    assert sorted(report.fresh) == ["classifier.bias", "classifier.weight"]
+    assert any(key.startswith("swin.encoder.layers.2.blocks.5.") or key.startswith("encoder.layers.2.blocks.5.") for key in report.unused)
+
+
+# ---------------------------------------------------------------------------------------------------- end to end
+@pytest.fixture(scope="module")
+def segmentation_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("segmentation_run")
+    dataset = synthetic_set(root / "data", "segmentation")
+    checkpoint = tiny_pretraining_checkpoint(root / "pretrained")
+    arguments = tiny_arguments(
+        dataset, root / "out", init=f"vismae:{checkpoint}", config_overrides=json.dumps({"drop_path_rate": 0.0}),
+        label_names=",".join(SEGMENTATION_NAMES), keep_checkpoints=False,
+    )
+    return run_finetuning(arguments, "segmentation", verbose=False)
+
+
+def test_segmentation_from_a_pretraining_checkpoint_runs_end_to_end_and_saves_a_reloadable_model(segmentation_run):
+    from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
+
+    output_dir = segmentation_run.output_dir
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    for key in ("eval_loss", "eval_dice_mean", "eval_precision_mean", "eval_recall_mean", "eval_dice/bright"):
+        assert key in results
+    summary = json.loads((output_dir / "finetuning_summary.json").read_text())
+    assert summary["initialization"]["initialization"].startswith("vismae:")
+    assert summary["global_steps"] == 2 and summary["label_fraction"] == 1.0
+    assert not list(output_dir.glob("checkpoint-*"))  # keep_checkpoints=False
+    model = AutoModelForSemanticSegmentation.from_pretrained(output_dir)
+    processor = AutoImageProcessor.from_pretrained(output_dir)
+    assert model.config.id2label[1] == "bright"
+    assert processor.normalization == "min_max" and processor.size["height"] == 64
+
+
+def test_the_loss_the_trainer_reports_is_point_four_cross_entropy_plus_point_six_dice(segmentation_run):
+    from transformers import default_data_collator
+
+    trainer = segmentation_run.trainer
+    dataset = trainer.eval_dataset
+    batch = default_data_collator([dataset[index] for index in range(len(dataset))])
+    model = trainer.model.eval()
+    with torch.no_grad():
+        logits = model(pixel_values=batch["pixel_values"]).logits.float()
+    labels = batch["labels"]
+    cross_entropy = F.cross_entropy(logits, labels)
+    probabilities = logits.softmax(dim=1)
+    dices = []
+    for class_index in range(1, logits.shape[1]):  # background is left out of the Dice term
+        target = (labels == class_index).float()
+        predicted = probabilities[:, class_index]
+        dices.append((2 * (predicted * target).sum() + 1e-5) / (predicted.pow(2).sum() + target.pow(2).sum() + 1e-5))
+    expected = 0.4 * cross_entropy + 0.6 * (1 - torch.stack(dices).mean())
+    reported = segmentation_run.metrics["eval_loss"]
+    assert len(dataset) <= trainer.args.per_device_eval_batch_size  # one batch: the reported loss is this loss
+    assert reported == pytest.approx(expected.item(), rel=1e-4)
+    assert abs(reported - cross_entropy.item()) > 1e-3  # not cross-entropy alone
+
+
+def test_the_trainer_decays_every_parameter_as_published(segmentation_run):
+    optimizer = segmentation_run.trainer.optimizer
+    decayed = sum(len(group["params"]) for group in optimizer.param_groups if group["weight_decay"] == 0.05)
+    assert decayed == len([p for p in segmentation_run.trainer.model.parameters() if p.requires_grad])
+    assert optimizer.defaults["betas"] == (0.9, 0.95)
+
+
+def test_single_and_multi_label_classification_run_end_to_end_with_auc_metrics(tmp_path):
+    from transformers import AutoModelForImageClassification
+
+    single = run_finetuning(
+        tiny_arguments(synthetic_set(tmp_path / "cls", "classification"), tmp_path / "out_cls"), "classification", verbose=False
+    )
+    assert {"eval_roc_auc", "eval_pr_auc", "eval_accuracy"} <= set(single.metrics)
+    assert 0.0 <= single.metrics["eval_roc_auc"] <= 1.0
+    model = AutoModelForImageClassification.from_pretrained(single.output_dir)
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    multi = run_finetuning(
+        tiny_arguments(synthetic_set(tmp_path / "multi", "multilabel"), tmp_path / "out_multi"), "classification", verbose=False
+    )
+    assert multi.trainer.model.config.problem_type == "multi_label_classification"
+    assert "eval_roc_auc" in multi.metrics and "eval_roc_auc/other" in multi.metrics
+
+
+def test_bad_config_overrides_and_init_fail_before_any_training(tmp_path):
+    dataset = synthetic_set(tmp_path / "cls", "classification")
+    with pytest.raises(ValueError, match="JSON object"):
+        run_finetuning(tiny_arguments(dataset, tmp_path / "o", config_overrides="[1, 2]"), "classification", verbose=False)
+    with pytest.raises(ValueError, match="Unknown initialisation"):
+        run_finetuning(tiny_arguments(dataset, tmp_path / "o", init="imagenet"), "classification", verbose=False)
+
+
+def test_metrics_table_groups_per_class_values():
+    table = format_metrics_table(
+        {"eval_loss": 0.5, "eval_dice_mean": 0.7, "eval_dice/wm": 0.8, "eval_recall/wm": 0.9, "eval_runtime": 3.0}
+    )
+    assert "dice_mean" in table and "runtime" not in table
+    assert table.splitlines()[-1].split() == ["wm", "0.8000", "0.9000"]

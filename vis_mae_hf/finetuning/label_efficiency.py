@@ -1,0 +1,323 @@
+"""The paper's label-efficiency protocol: fine-tune for every (initialisation, fold, label fraction, seed), one tidy
+CSV row per run, and the curves of its Figures 2 and 3 (metric against the fraction of labels, mean and spread
+across folds, one line per initialisation).
+
+Re-running with the same results directory resumes: runs already in the CSV are skipped, each finished run is
+appended (and flushed) at once, so an interrupted sweep loses at most the run in progress. The CSV must describe one
+experiment: rows of another task or dataset in it stop the sweep instead of being mixed into the plot.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .initialization import Initialization
+from .training import BEST_METRICS, FinetuningArguments, run_finetuning
+
+RESULTS_FILE = "results.csv"
+PLOT_FILE = "label_efficiency.png"
+CSV_COLUMNS = [
+    "task",
+    "dataset",
+    "initialization",
+    "fold",
+    "label_fraction",
+    "seed",
+    "metric",
+    "value",
+    "num_train_examples",
+    "num_eval_examples",
+    "train_seconds",
+    "finished_at",
+    "run_dir",
+    "metrics_json",
+]
+
+
+@dataclass
+class LabelEfficiencyArguments:
+    """The grid of a label-efficiency sweep. Everything about a single run comes from `FinetuningArguments`
+    (its `init`, `fold`, `label_fraction`, `seed` and `output_dir` are set per run from this grid)."""
+
+    task: str = field(default="segmentation", metadata={"help": "segmentation or classification."})
+    inits: str = field(
+        default="random",
+        metadata={"help": "Comma-separated initialisations, e.g. 'vismae:outputs/vis-mae-pretrain,random'."},
+    )
+    folds: str = field(default="0,1,2,3,4", metadata={"help": "Comma-separated held-out folds."})
+    label_fractions: str = field(default="0.05,0.1,0.25,0.5,0.8,1.0", metadata={"help": "Comma-separated fractions."})
+    seeds: str = field(default="0", metadata={"help": "Comma-separated seeds (one run per seed)."})
+    results_dir: str | None = field(default=None, metadata={"help": "Default outputs/label-efficiency-<task>."})
+    metric: str | None = field(default=None, metadata={"help": "Metric of the CSV `value` and the plot (default dice_mean / roc_auc)."})
+    plot_only: bool = field(default=False, metadata={"help": "Only redraw the plot from the CSV."})
+
+    def parsed_inits(self) -> list[Initialization]:
+        return [Initialization.parse(text) for text in _items(self.inits, "inits")]
+
+    def parsed_folds(self) -> list[int]:
+        return [_parse(int, text, "folds") for text in _items(self.folds, "folds")]
+
+    def parsed_fractions(self) -> list[float]:
+        fractions = [_parse(float, text, "label_fractions") for text in _items(self.label_fractions, "label_fractions")]
+        bad = [fraction for fraction in fractions if not 0.0 < fraction <= 1.0]
+        if bad:
+            raise ValueError(f"--label_fractions must lie in (0, 1] (0.05 means 5 %), got {bad}.")
+        return fractions
+
+    def parsed_seeds(self) -> list[int]:
+        return [_parse(int, text, "seeds") for text in _items(self.seeds, "seeds")]
+
+    def resolved_results_dir(self) -> Path:
+        return Path(self.results_dir or f"outputs/label-efficiency-{self.task}")
+
+
+def _items(text: str, name: str) -> list[str]:
+    items = [item.strip() for item in (text or "").split(",") if item.strip()]
+    if not items:
+        raise ValueError(f"--{name} is empty; give a comma-separated list.")
+    return items
+
+
+def _parse(kind, text: str, name: str):
+    try:
+        return kind(text)
+    except ValueError as error:
+        raise ValueError(f"--{name}: {text!r} is not a valid {kind.__name__}.") from error
+
+
+def run_key(initialization: str, fold: int, fraction: float, seed: int) -> tuple:
+    """Identity of a run in the CSV (fractions compared to 6 decimals: they round-trip through text)."""
+    return (str(initialization), int(fold), round(float(fraction), 6), int(seed))
+
+
+def read_results(path: str | Path) -> list[dict]:
+    """The CSV rows, with numbers parsed (`value` NaN when the metric was not scorable)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path} is not a label-efficiency results file: columns {sorted(missing)} are missing.")
+        rows = []
+        for row in reader:
+            row["fold"] = int(row["fold"])
+            row["seed"] = int(row["seed"])
+            row["label_fraction"] = float(row["label_fraction"])
+            row["value"] = float(row["value"]) if row["value"] not in ("", "nan") else math.nan
+            row["train_seconds"] = float(row["train_seconds"])
+            row["num_train_examples"] = int(row["num_train_examples"])
+            row["num_eval_examples"] = int(row["num_eval_examples"])
+            rows.append(row)
+    return rows
+
+
+def append_result(path: Path, row: dict) -> None:
+    new_file = not path.is_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        writer.writerow({column: row.get(column, "") for column in CSV_COLUMNS})
+        handle.flush()
+
+
+def _run_dir_name(initialization: Initialization, fold: int, fraction: float, seed: int) -> str:
+    source = "" if initialization.source is None else "-" + "".join(
+        character if character.isalnum() else "_" for character in initialization.source
+    )[-40:]
+    return f"{initialization.kind}{source}/fold{fold}-frac{fraction:g}-seed{seed}"
+
+
+def run_label_efficiency(
+    grid: LabelEfficiencyArguments, template: FinetuningArguments | None = None, *, verbose: bool = True
+) -> Path:
+    """Run every missing (seed, fold, fraction, initialisation) of the grid, append each to the CSV, draw the plot.
+
+    Args:
+        grid: the sweep (see `LabelEfficiencyArguments`).
+        template: the per-run fine-tuning arguments (dataset, schedule, model overrides); its init, fold,
+            label_fraction, seed and output_dir are replaced per run. Checkpoints are deleted after each run and no
+            final model is saved (each run keeps its `eval_results.json` and `finetuning_summary.json`).
+
+    Returns:
+        The results directory, holding `results.csv`, `label_efficiency.png` and `runs/`.
+    """
+    if grid.task not in ("segmentation", "classification"):
+        raise ValueError(f"--task must be segmentation or classification, got {grid.task!r}.")
+    template = template or FinetuningArguments()
+    results_dir = grid.resolved_results_dir()
+    csv_path = results_dir / RESULTS_FILE
+    metric = grid.metric or BEST_METRICS[grid.task]
+    inits, folds, fractions, seeds = grid.parsed_inits(), grid.parsed_folds(), grid.parsed_fractions(), grid.parsed_seeds()
+    if not grid.plot_only:
+        existing = read_results(csv_path)
+        dataset_name = template.dataset or "demo"
+        foreign = {(row["task"], row["dataset"]) for row in existing} - {(grid.task, dataset_name)}
+        if foreign:
+            raise ValueError(
+                f"{csv_path} holds runs of {sorted(foreign)}, not ({grid.task!r}, {dataset_name!r}); use another "
+                "--results_dir for another experiment."
+            )
+        done = {run_key(row["initialization"], row["fold"], row["label_fraction"], row["seed"]) for row in existing}
+        plan = [
+            (seed, fold, fraction, initialization)
+            for seed in seeds
+            for fold in folds
+            for fraction in fractions
+            for initialization in inits
+        ]
+        remaining = [item for item in plan if run_key(str(item[3]), item[1], item[2], item[0]) not in done]
+        if verbose:
+            print(f"Label efficiency: {len(plan)} runs in the grid, {len(plan) - len(remaining)} already in {csv_path}.")
+        for number, (seed, fold, fraction, initialization) in enumerate(remaining, start=1):
+            run_args = replace(
+                template,
+                init=str(initialization),
+                fold=fold,
+                label_fraction=fraction,
+                seed=seed,
+                output_dir=str(results_dir / "runs" / _run_dir_name(initialization, fold, fraction, seed)),
+                save_model=False,
+                keep_checkpoints=False,
+                disable_tqdm=True if template.disable_tqdm is None else template.disable_tqdm,
+            )
+            started = time.perf_counter()
+            result = run_finetuning(run_args, grid.task, verbose=False)
+            value = result.metrics.get(f"eval_{metric}")
+            if value is None:
+                available = sorted(key.removeprefix("eval_") for key in result.metrics)
+                raise ValueError(f"--metric {metric!r} is not among the evaluation metrics {available}.")
+            append_result(
+                csv_path,
+                {
+                    "task": grid.task,
+                    "dataset": dataset_name,
+                    "initialization": str(initialization),
+                    "fold": fold,
+                    "label_fraction": fraction,
+                    "seed": seed,
+                    "metric": metric,
+                    "value": value,
+                    "num_train_examples": result.num_train_examples,
+                    "num_eval_examples": result.num_eval_examples,
+                    "train_seconds": round(result.train_seconds, 2),
+                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "run_dir": str(result.output_dir),
+                    "metrics_json": json.dumps({key: value for key, value in result.metrics.items()}),
+                },
+            )
+            if verbose:
+                print(
+                    f"[{number}/{len(remaining)}] {initialization} fold {fold} fraction {fraction:g} seed {seed}: "
+                    f"{metric} {value:.4f} ({result.num_train_examples} training examples, "
+                    f"{time.perf_counter() - started:.0f} s)"
+                )
+    rows = read_results(csv_path)
+    if not rows:
+        raise FileNotFoundError(f"{csv_path} holds no runs to plot.")
+    plot_path = plot_label_efficiency(rows, results_dir / PLOT_FILE)
+    if verbose:
+        print(format_summary(summarize_results(rows)))
+        print(f"Results: {csv_path}\nPlot: {plot_path}")
+    return results_dir
+
+
+def summarize_results(rows: list[dict]) -> dict[str, dict[float, dict]]:
+    """initialisation -> label fraction -> {mean, std, min, max, n, n_nan} of `value` over folds and seeds."""
+    values: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for row in rows:
+        values[row["initialization"]][round(row["label_fraction"], 6)].append(row["value"])
+    summary: dict[str, dict[float, dict]] = {}
+    for initialization, by_fraction in values.items():
+        summary[initialization] = {}
+        for fraction, observed in sorted(by_fraction.items()):
+            finite = [value for value in observed if not math.isnan(value)]
+            mean = sum(finite) / len(finite) if finite else math.nan
+            std = (sum((value - mean) ** 2 for value in finite) / (len(finite) - 1)) ** 0.5 if len(finite) > 1 else 0.0
+            summary[initialization][fraction] = {
+                "mean": mean,
+                "std": std,
+                "min": min(finite) if finite else math.nan,
+                "max": max(finite) if finite else math.nan,
+                "n": len(finite),
+                "n_nan": len(observed) - len(finite),
+            }
+    return summary
+
+
+def format_summary(summary: dict[str, dict[float, dict]]) -> str:
+    fractions = sorted({fraction for by_fraction in summary.values() for fraction in by_fraction})
+    width = max([len(name) for name in summary] + [len("initialisation")])
+    lines = [f"{'initialisation':<{width}}  " + "  ".join(f"{fraction:>13.0%}" for fraction in fractions)]
+    for initialization, by_fraction in summary.items():
+        cells = []
+        for fraction in fractions:
+            cell = by_fraction.get(fraction)
+            cells.append(f"{cell['mean']:.3f}+-{cell['std']:.3f} ({cell['n']})" if cell else "-")
+        lines.append(f"{initialization:<{width}}  " + "  ".join(f"{cell:>13}" for cell in cells))
+    return "\n".join(lines)
+
+
+def plot_label_efficiency(rows: list[dict] | str | Path, path: str | Path, title: str | None = None) -> Path:
+    """Metric against the percentage of labels: one line per initialisation (mean over folds and seeds), a band of
+    +-1 standard deviation across them, and each fold's value as a faint dot. Written as PNG to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    if isinstance(rows, (str, Path)):
+        rows = read_results(rows)
+    if not rows:
+        raise ValueError("No results to plot.")
+    summary = summarize_results(rows)
+    metric = rows[0]["metric"]
+    figure, axes = plt.subplots(figsize=(6.0, 4.2), dpi=150)
+    for index, (initialization, by_fraction) in enumerate(summary.items()):
+        color = f"C{index}"
+        fractions = sorted(by_fraction)
+        percentages = [100 * fraction for fraction in fractions]
+        means = [by_fraction[fraction]["mean"] for fraction in fractions]
+        stds = [by_fraction[fraction]["std"] for fraction in fractions]
+        counts = sorted({by_fraction[fraction]["n"] for fraction in fractions})
+        label = f"{initialization} (n={'/'.join(map(str, counts))} per point)"
+        axes.plot(percentages, means, marker="o", color=color, label=label)
+        axes.fill_between(
+            percentages, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], color=color, alpha=0.15
+        )
+        points = [(100 * row["label_fraction"], row["value"]) for row in rows if row["initialization"] == initialization]
+        axes.scatter([x for x, _ in points], [y for _, y in points], color=color, alpha=0.35, s=10)
+    axes.set_xlabel("labelled training data (% of the fold's training patients)")
+    axes.set_ylabel(metric)
+    axes.set_xticks(sorted({100 * row["label_fraction"] for row in rows}))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    task, dataset = rows[0]["task"], rows[0]["dataset"]
+    axes.set_title(title or f"Label efficiency: {task} on {dataset} (mean +- sd over folds)", fontsize=9)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "LabelEfficiencyArguments",
+    "format_summary",
+    "plot_label_efficiency",
+    "read_results",
+    "run_label_efficiency",
+    "summarize_results",
+]

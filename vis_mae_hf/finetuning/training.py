@@ -1,0 +1,356 @@
+"""Fine-tuning VIS-MAE with `transformers.Trainer`: arguments, Trainer construction, one run end to end.
+
+`run_finetuning(FinetuningArguments(...), task="segmentation")` loads the dataset, selects the fold and label
+fraction, builds the model from its initialisation, attaches the processor and the published augmentation, trains
+with the published optimiser and schedule, keeps the checkpoint with the best validation metric (Dice mean or
+ROC-AUC; optional early stopping), evaluates it on the validation fold with `vis_mae_hf.metrics`, and writes the
+model, the processor, `eval_results.json` and `finetuning_summary.json` to `output_dir`.
+
+Trainer settings that matter and why:
+- `remove_unused_columns=False`: the transforms read `image`/`mask` columns the model's signature does not name.
+- `processing_class=image_processor`: saved with every checkpoint, so the fine-tuned model reloads with the exact
+  preprocessing (min-max for segmentation, plain [0, 1] for classification).
+- `preprocess_logits_for_metrics=segmentation_logits_to_label_maps`: the Trainer keeps int16 label maps, not
+  (N, K, H, W) float logits.
+- weight decay on every parameter (the published optimiser); `decay_norms_and_biases=False` restores Trainer's
+  usual exemption of norms and biases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .data import SEGMENTATION, FinetuningData, prepare_finetuning_data
+from .initialization import Initialization, InitializationReport, build_finetuning_model
+from .recipes import recipe_for
+from .transforms import attach_transforms
+
+DEFAULT_OUTPUT_DIRS = {"segmentation": "outputs/vis-mae-finetune-segmentation", "classification": "outputs/vis-mae-finetune-classification"}
+BEST_METRICS = {"segmentation": "dice_mean", "classification": "roc_auc", "multilabel": "roc_auc"}
+SUMMARY_FILE = "finetuning_summary.json"
+
+
+@dataclass
+class FinetuningArguments:
+    """Arguments of one fine-tuning run (the scripts parse these with `HfArgumentParser`)."""
+
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "A `vis-mae data convert` output, a save_to_disk directory or a cached Hub dataset id. "
+                  "Default: the built-in demo of the task with a short schedule."},
+    )
+    init: str = field(
+        default="random",
+        metadata={"help": "vismae:<checkpoint dir or repo id>, random, or swin:<Swin checkpoint dir or repo id>."},
+    )
+    fold: int = field(default=0, metadata={"help": "Held-out (validation) fold."})
+    label_fraction: float = field(default=1.0, metadata={"help": "Fraction of the fold's training patients, in (0, 1]."})
+    output_dir: str | None = field(default=None, metadata={"help": "Default outputs/vis-mae-finetune-<task>."})
+    label_names: str | None = field(default=None, metadata={"help": "Comma-separated class names, for sets that do not store them."})
+    image_size: int | None = field(default=None, metadata={"help": "Square input size, a multiple of 32. Default: recipe (320 / 224; demo 96)."})
+    num_train_epochs: float | None = field(default=None, metadata={"help": "Default: recipe (150 / 50; demo 6)."})
+    warmup_epochs: float | None = field(default=None, metadata={"help": "Default: recipe (40 / 10; demo 1)."})
+    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (overrides epochs)."})
+    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "Default: recipe (32 / 48; demo 8)."})
+    per_device_eval_batch_size: int | None = field(default=None, metadata={"help": "Default: the training batch size."})
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.05
+    decay_norms_and_biases: bool = field(default=True, metadata={"help": "Weight decay on norms and biases too (published)."})
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.95
+    augment: bool = field(default=True, metadata={"help": "The published training augmentation."})
+    early_stopping_patience: int | None = field(
+        default=None, metadata={"help": "Stop after this many evaluations without improvement (off by default)."}
+    )
+    metric_for_best_model: str | None = field(default=None, metadata={"help": "Default dice_mean (segmentation) / roc_auc."})
+    metric_pooling: str = field(
+        default="per_image", metadata={"help": "Segmentation metric pooling: per_image, per_volume (by case_id) or global."}
+    )
+    eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps instead of every epoch."})
+    config_overrides: str | None = field(default=None, metadata={"help": 'JSON of VisMaeConfig fields, e.g. \'{"drop_path_rate": 0.2}\'.'})
+    max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows (quick checks)."})
+    max_eval_examples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
+    seed: int = 0
+    dataloader_num_workers: int = 0
+    save_total_limit: int | None = 2
+    logging_steps: int = 10
+    report_to: str = field(default="none", metadata={"help": "Trainer integrations: none, tensorboard, wandb, all, ..."})
+    use_cpu: bool = False
+    save_model: bool = field(default=True, metadata={"help": "Save the best model and processor to output_dir."})
+    keep_checkpoints: bool = field(default=True, metadata={"help": "Keep checkpoint-* folders after training."})
+    disable_tqdm: bool | None = None
+
+
+@dataclass
+class FinetuningResult:
+    output_dir: Path
+    metrics: dict[str, float]  # validation metrics of the best model, `eval_` prefixed as the Trainer logs them
+    train_seconds: float
+    num_train_examples: int
+    num_eval_examples: int
+    seed: int
+    initialization: InitializationReport
+    trainer: object = None  # the Trainer (model, state), for notebooks; not serialised
+
+
+def resolved_schedule(args: FinetuningArguments, task: str) -> dict:
+    """Recipe values for every schedule field left unset: the demo recipe without --dataset, else the published."""
+    recipe = recipe_for(task, demo=args.dataset in (None, "", "demo"))
+    return {
+        "image_size": args.image_size or recipe.image_size,
+        "num_train_epochs": args.num_train_epochs if args.num_train_epochs is not None else recipe.num_train_epochs,
+        "warmup_epochs": args.warmup_epochs if args.warmup_epochs is not None else recipe.warmup_epochs,
+        "per_device_train_batch_size": args.per_device_train_batch_size or recipe.per_device_train_batch_size,
+        "depths": list(recipe.depths),
+    }
+
+
+def make_trainer_class():
+    """`Trainer` with the published weight decay (on every parameter unless `decay_norms_and_biases=False`)."""
+    from transformers import Trainer
+
+    class VisMaeFinetuningTrainer(Trainer):
+        decay_norms_and_biases = True
+
+        def get_decay_parameter_names(self, model):
+            if self.decay_norms_and_biases:
+                return [name for name, _ in model.named_parameters()]
+            return super().get_decay_parameter_names(model)
+
+    return VisMaeFinetuningTrainer
+
+
+def build_compute_metrics(data: FinetuningData, pooling: str = "per_image"):
+    """(compute_metrics, preprocess_logits_for_metrics) from `vis_mae_hf.metrics` for this data."""
+    from ..metrics import classification_compute_metrics, segmentation_compute_metrics, segmentation_logits_to_label_maps
+
+    if data.task == SEGMENTATION:
+        case_ids = list(data.validation["case_id"]) if pooling == "per_volume" else None
+        return (
+            segmentation_compute_metrics(data.num_labels, data.id2label, pooling=pooling, case_ids=case_ids),
+            segmentation_logits_to_label_maps,
+        )
+    return classification_compute_metrics(data.problem_type, data.id2label), None
+
+
+def build_trainer(
+    args: FinetuningArguments,
+    task: str,
+    data: FinetuningData,
+    model,
+    image_processor,
+    output_dir: str | Path,
+):
+    """The Trainer of one run, configured as the module docstring says (not yet trained)."""
+    from transformers import EarlyStoppingCallback, TrainingArguments, default_data_collator
+
+    schedule = resolved_schedule(args, task)
+    train_dataset, eval_dataset = attach_transforms(data, image_processor, augment=args.augment)
+    compute_metrics, preprocess_logits = build_compute_metrics(data, args.metric_pooling)
+    best_metric = args.metric_for_best_model or BEST_METRICS[data.task]
+    by_steps = args.eval_steps is not None
+    warmup_ratio = schedule["warmup_epochs"] / schedule["num_train_epochs"] if schedule["num_train_epochs"] else 0.0
+    training_arguments = TrainingArguments(
+        output_dir=str(output_dir),
+        num_train_epochs=schedule["num_train_epochs"],
+        max_steps=args.max_steps,
+        per_device_train_batch_size=schedule["per_device_train_batch_size"],
+        per_device_eval_batch_size=args.per_device_eval_batch_size or schedule["per_device_train_batch_size"],
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        adam_beta1=args.adam_beta1,
+        adam_beta2=args.adam_beta2,
+        lr_scheduler_type="cosine",  # per-step linear warmup, then half-cycle cosine to 0: the published schedule
+        warmup_steps=warmup_ratio,  # < 1: a fraction of the total steps
+        eval_strategy="steps" if by_steps else "epoch",
+        save_strategy="steps" if by_steps else "epoch",
+        eval_steps=args.eval_steps,
+        save_steps=args.eval_steps,
+        load_best_model_at_end=True,
+        metric_for_best_model=best_metric,
+        greater_is_better=True,
+        save_total_limit=args.save_total_limit,
+        # Checkpoints that will be deleted serve only to reload the best model: no optimizer state needed.
+        save_only_model=not args.keep_checkpoints,
+        logging_steps=args.logging_steps,
+        report_to=args.report_to,
+        remove_unused_columns=False,
+        dataloader_num_workers=args.dataloader_num_workers,
+        seed=args.seed,
+        use_cpu=args.use_cpu,
+        disable_tqdm=args.disable_tqdm,
+        dataloader_pin_memory=_has_accelerator(),  # pinning without an accelerator only warns
+    )
+    callbacks = []
+    if args.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
+    trainer_class = make_trainer_class()
+    trainer = trainer_class(
+        model=model,
+        args=training_arguments,
+        data_collator=default_data_collator,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=image_processor,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=preprocess_logits,
+        callbacks=callbacks,
+    )
+    trainer.decay_norms_and_biases = args.decay_norms_and_biases
+    return trainer
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
+
+
+# Trainer bookkeeping that is not a metric of the model.
+_TIMING_KEYS = ("runtime", "samples_per_second", "steps_per_second")
+
+
+def format_metrics_table(metrics: dict[str, float], title: str = "validation") -> str:
+    """Metrics as an aligned two-column table; per-class `metric/class` keys grouped as a class x metric grid."""
+    overall, per_class = {}, {}
+    for key, value in metrics.items():
+        name = key.removeprefix("eval_")
+        if "/" in name:
+            metric, class_name = name.split("/", 1)
+            per_class.setdefault(class_name, {})[metric] = value
+        elif isinstance(value, (int, float)) and name not in _TIMING_KEYS:
+            overall[name] = value
+    width = max([len(name) for name in overall] + [len(title)])
+    lines = [f"{title:<{width}}  value", f"{'-' * width}  ------"]
+    lines += [f"{name:<{width}}  {_number(value)}" for name, value in overall.items()]
+    if per_class:
+        metric_names = sorted({metric for row in per_class.values() for metric in row})
+        class_width = max(len(name) for name in [*per_class, "class"])
+        lines.append("")
+        lines.append(f"{'class':<{class_width}}  " + "  ".join(f"{metric:>9}" for metric in metric_names))
+        for class_name, row in per_class.items():
+            lines.append(
+                f"{class_name:<{class_width}}  " + "  ".join(f"{_number(row.get(metric)):>9}" for metric in metric_names)
+            )
+    return "\n".join(lines)
+
+
+def _number(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True) -> FinetuningResult:
+    """Fine-tune once (one dataset, fold, label fraction and initialisation) and evaluate the best model.
+
+    Args:
+        args: see `FinetuningArguments`.
+        task: "segmentation" or "classification" (multi-label sets are recognised by their `labels` column).
+        verbose: print the data, the initialisation report and the final metrics table.
+    """
+    from transformers import set_seed
+
+    from ..image_processing_vis_mae import VisMaeImageProcessor
+
+    if task not in ("segmentation", "classification"):
+        raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}.")
+    initialization = Initialization.parse(args.init)  # fail before loading any data
+    config_overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    if not isinstance(config_overrides, dict):
+        raise ValueError(f"--config_overrides must be a JSON object of VisMaeConfig fields, got {args.config_overrides!r}.")
+    schedule = resolved_schedule(args, task)
+    output_dir = Path(args.output_dir or DEFAULT_OUTPUT_DIRS[task])
+    data = prepare_finetuning_data(
+        args.dataset,
+        task,
+        fold=args.fold,
+        label_fraction=args.label_fraction,
+        label_names=[name.strip() for name in args.label_names.split(",")] if args.label_names else None,
+        seed=args.seed,
+        max_train_examples=args.max_train_examples,
+        max_eval_examples=args.max_eval_examples,
+    )
+    set_seed(args.seed)  # the random initialisation and fresh heads are reproducible from --seed
+    model, report = build_finetuning_model(
+        data.task,
+        initialization,
+        label_names=data.label_names,
+        image_size=schedule["image_size"],
+        problem_type=data.problem_type,
+        config_overrides=config_overrides,
+    )
+    processor_recipe = "segmentation" if data.task == SEGMENTATION else "classification"
+    image_processor = VisMaeImageProcessor.for_recipe(
+        processor_recipe, image_size=schedule["image_size"], num_channels=model.config.num_channels
+    )
+    if verbose:
+        print(
+            f"Fine-tuning {data.task} on {data.description}: fold {data.fold}, label fraction {data.label_fraction:g}, "
+            f"{len(data.train)} training / {len(data.validation)} validation examples, classes {data.label_names}."
+        )
+        for note in data.notes:
+            print(f"Note: {note}")
+        print(report.format())
+    trainer = build_trainer(args, task, data, model, image_processor, output_dir)
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    metrics = trainer.evaluate()  # the best checkpoint, reloaded by load_best_model_at_end
+    trainer.save_metrics("eval", metrics)  # eval_results.json (+ all_results.json)
+    if args.save_model:
+        trainer.save_model()  # model + image processor, reloadable with from_pretrained
+    summary = {
+        "task": data.task,
+        "dataset": data.description,
+        "fold": data.fold,
+        "label_fraction": data.label_fraction,
+        "num_train_examples": len(data.train),
+        "num_eval_examples": len(data.validation),
+        "label_names": data.label_names,
+        "initialization": report.to_json_dict(),
+        "schedule": schedule,
+        "arguments": asdict(args),
+        "train_seconds": train_seconds,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "global_steps": trainer.state.global_step,
+        "metrics": metrics,
+        "notes": data.notes,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    if not args.keep_checkpoints:
+        for checkpoint in output_dir.glob("checkpoint-*"):
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    if verbose:
+        print(format_metrics_table(metrics, title=f"validation fold {data.fold}"))
+        print(f"Wrote {output_dir / 'eval_results.json'} and {output_dir / SUMMARY_FILE}.")
+    return FinetuningResult(
+        output_dir=output_dir,
+        metrics=metrics,
+        train_seconds=train_seconds,
+        num_train_examples=len(data.train),
+        num_eval_examples=len(data.validation),
+        seed=args.seed,
+        initialization=report,
+        trainer=trainer,
+    )
+
+
+__all__ = [
+    "FinetuningArguments",
+    "FinetuningResult",
+    "build_compute_metrics",
+    "build_trainer",
+    "format_metrics_table",
+    "make_trainer_class",
+    "resolved_schedule",
+    "run_finetuning",
+]
