@@ -178,6 +178,8 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
         batch_size=args.per_device_train_batch_size,
         sampler=sampler,
         num_workers=args.dataloader_num_workers,
+        # Workers survive epochs (the sampler runs in this process, so reshuffling still reaches them).
+        persistent_workers=args.dataloader_num_workers > 0,
         pin_memory=accelerator.device.type == "cuda",
     )
 
