@@ -55,7 +55,9 @@ def test_segmentation_rot90_and_flip_path_is_an_exact_permutation_of_image_and_m
 
 def test_segmentation_rotation_and_affine_move_image_and_mask_identically_without_blending_classes():
     image, mask = blocky_pair(size=48, blocks=3)
-    augmentation = SegmentationAugmentation(rot90_flip_probability=0.0, rotation_probability=1.0, affine_probability=1.0)
+    augmentation = SegmentationAugmentation(
+        rot90_flip_probability=0.0, rotation_probability=1.0, affine_probability=1.0
+    )
     changed = 0
     for seed in range(6):
         new_image, new_mask = augmentation(image, mask, generator=torch.Generator().manual_seed(seed))

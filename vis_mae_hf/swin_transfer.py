@@ -47,7 +47,8 @@ from .modeling_vis_mae import VisMaePreTrainedModel
 _QKV_SLOTS = ("q", "k", "v")
 _SWIN_PREFIX = "swin."
 
-# Swin block parameter (inside `encoder.layers.<s>.blocks.<b>.`) -> ours (inside `vis_mae.encoder.stages.<s>.blocks.<b>.`).
+# Swin block parameter (inside `encoder.layers.<s>.blocks.<b>.`) -> ours (inside
+# `vis_mae.encoder.stages.<s>.blocks.<b>.`).
 _SWIN_BLOCK_RULES: list[tuple[str, str]] = [
     (r"layernorm_before\.(?P<p>weight|bias)", r"layernorm_before.\g<p>"),
     (r"attention\.(?P<qkv>q|k|v)_proj\.(?P<p>weight|bias)", r"attention.qkv.\g<p>"),  # fused, see module docstring
@@ -71,8 +72,14 @@ SWIN_KEY_RULES: list[tuple[str, str | None]] = [
         )
         for swin, ours in _SWIN_BLOCK_RULES
     ],
-    (r"^encoder\.layers\.(?P<s>\d+)\.downsample\.norm\.(?P<p>weight|bias)$", r"vis_mae.encoder.stages.\g<s>.resample.norm.\g<p>"),
-    (r"^encoder\.layers\.(?P<s>\d+)\.downsample\.reduction\.weight$", r"vis_mae.encoder.stages.\g<s>.resample.reduction.weight"),
+    (
+        r"^encoder\.layers\.(?P<s>\d+)\.downsample\.norm\.(?P<p>weight|bias)$",
+        r"vis_mae.encoder.stages.\g<s>.resample.norm.\g<p>",
+    ),
+    (
+        r"^encoder\.layers\.(?P<s>\d+)\.downsample\.reduction\.weight$",
+        r"vis_mae.encoder.stages.\g<s>.resample.reduction.weight",
+    ),
     (r"^layernorm\.(?P<p>weight|bias)$", r"vis_mae.layernorm.\g<p>"),  # the pooling norm; classifiers only
     (r"^classifier\.(weight|bias)$", None),  # the ImageNet head: other classes
 ]
@@ -231,7 +238,9 @@ def load_swin_state_dict(source) -> tuple[dict[str, torch.Tensor], object, str]:
     if isinstance(source, SwinPreTrainedModel):
         return dict(source.state_dict()), source.config, type(source).__name__
     if not isinstance(source, (str, Path)):
-        raise TypeError(f"A Swin source must be a SwinModel, a directory or a Hub repo id, got {type(source).__name__}.")
+        raise TypeError(
+            f"A Swin source must be a SwinModel, a directory or a Hub repo id, got {type(source).__name__}."
+        )
     try:
         config = AutoConfig.from_pretrained(str(source))
     except OSError as error:
@@ -259,10 +268,10 @@ def vis_mae_config_from_swin(swin_config, **overrides) -> VisMaeConfig:
     `overrides` set any other field (task fields such as `num_labels`, `id2label`, `image_size`, or `depths` to keep a
     published VIS-MAE depth layout).
     """
-    image_size = swin_config.image_size
+    image_size, patch_size = swin_config.image_size, swin_config.patch_size
     kwargs = dict(
         image_size=list(image_size) if isinstance(image_size, (list, tuple)) else int(image_size),
-        patch_size=int(swin_config.patch_size if isinstance(swin_config.patch_size, int) else swin_config.patch_size[0]),
+        patch_size=int(patch_size if isinstance(patch_size, int) else patch_size[0]),
         num_channels=swin_config.num_channels,
         embed_dim=swin_config.embed_dim,
         depths=list(swin_config.depths),

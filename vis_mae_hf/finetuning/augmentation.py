@@ -63,7 +63,9 @@ def warp(
     channels, height, width = pixel_values.shape
     grid = F.affine_grid(matrix[None].to(pixel_values.dtype), [1, channels, height, width], align_corners=False)
     # Shift by the fill value so that grid_sample's zero padding becomes `fill_value`.
-    warped = F.grid_sample(pixel_values[None] - fill_value, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    warped = F.grid_sample(
+        pixel_values[None] - fill_value, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
     warped = warped[0] + fill_value
     warped_labels = None
     if labels is not None:
@@ -73,7 +75,9 @@ def warp(
             )
         # Offset by one so that out-of-image pixels (zeros from the padding) are told apart from class 0.
         shifted = (labels.to(torch.float32) + 1.0)[None, None]
-        sampled = F.grid_sample(shifted, grid.to(torch.float32), mode="nearest", padding_mode="zeros", align_corners=False)
+        sampled = F.grid_sample(
+            shifted, grid.to(torch.float32), mode="nearest", padding_mode="zeros", align_corners=False
+        )
         sampled = sampled[0, 0].round().to(labels.dtype) - 1
         warped_labels = torch.where(sampled < 0, torch.full_like(sampled, mask_fill_value), sampled)
     return warped, warped_labels

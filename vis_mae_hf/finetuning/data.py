@@ -109,7 +109,8 @@ def load_dataset_dict(dataset: str | None, task: str):
 
         if (path / CONVERSION_METADATA_FILE).is_file():
             metadata = read_conversion_metadata(path)
-            return load_converted(path), list(metadata.get("label_names") or []) or None, f"{metadata['source']} ({path})"
+            names = list(metadata.get("label_names") or []) or None
+            return load_converted(path), names, f"{metadata['source']} ({path})"
         try:
             loaded = load_from_disk(str(path))
         except FileNotFoundError as error:

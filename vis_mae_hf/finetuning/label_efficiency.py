@@ -55,7 +55,9 @@ class LabelEfficiencyArguments:
     label_fractions: str = field(default="0.05,0.1,0.25,0.5,0.8,1.0", metadata={"help": "Comma-separated fractions."})
     seeds: str = field(default="0", metadata={"help": "Comma-separated seeds (one run per seed)."})
     results_dir: str | None = field(default=None, metadata={"help": "Default outputs/label-efficiency-<task>."})
-    metric: str | None = field(default=None, metadata={"help": "Metric of the CSV `value` and the plot (default dice_mean / roc_auc)."})
+    metric: str | None = field(
+        default=None, metadata={"help": "Metric of the CSV `value` and the plot (default dice_mean / roc_auc)."}
+    )
     plot_only: bool = field(default=False, metadata={"help": "Only redraw the plot from the CSV."})
 
     def parsed_inits(self) -> list[Initialization]:
@@ -158,7 +160,8 @@ def run_label_efficiency(
     results_dir = grid.resolved_results_dir()
     csv_path = results_dir / RESULTS_FILE
     metric = grid.metric or BEST_METRICS[grid.task]
-    inits, folds, fractions, seeds = grid.parsed_inits(), grid.parsed_folds(), grid.parsed_fractions(), grid.parsed_seeds()
+    inits, folds = grid.parsed_inits(), grid.parsed_folds()
+    fractions, seeds = grid.parsed_fractions(), grid.parsed_seeds()
     if not grid.plot_only:
         existing = read_results(csv_path)
         dataset_name = template.dataset or "demo"
@@ -178,7 +181,8 @@ def run_label_efficiency(
         ]
         remaining = [item for item in plan if run_key(str(item[3]), item[1], item[2], item[0]) not in done]
         if verbose:
-            print(f"Label efficiency: {len(plan)} runs in the grid, {len(plan) - len(remaining)} already in {csv_path}.")
+            already = len(plan) - len(remaining)
+            print(f"Label efficiency: {len(plan)} runs in the grid, {already} already in {csv_path}.")
         for number, (seed, fold, fraction, initialization) in enumerate(remaining, start=1):
             run_args = replace(
                 template,
@@ -292,10 +296,12 @@ def plot_label_efficiency(rows: list[dict] | str | Path, path: str | Path, title
         counts = sorted({by_fraction[fraction]["n"] for fraction in fractions})
         label = f"{initialization} (n={'/'.join(map(str, counts))} per point)"
         axes.plot(percentages, means, marker="o", color=color, label=label)
-        axes.fill_between(
-            percentages, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)], color=color, alpha=0.15
-        )
-        points = [(100 * row["label_fraction"], row["value"]) for row in rows if row["initialization"] == initialization]
+        lower = [mean - std for mean, std in zip(means, stds)]
+        upper = [mean + std for mean, std in zip(means, stds)]
+        axes.fill_between(percentages, lower, upper, color=color, alpha=0.15)
+        points = [
+            (100 * row["label_fraction"], row["value"]) for row in rows if row["initialization"] == initialization
+        ]
         axes.scatter([x for x, _ in points], [y for _, y in points], color=color, alpha=0.35, s=10)
     axes.set_xlabel("labelled training data (% of the fold's training patients)")
     axes.set_ylabel(metric)

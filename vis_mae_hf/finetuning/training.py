@@ -30,59 +30,65 @@ from .initialization import Initialization, InitializationReport, build_finetuni
 from .recipes import recipe_for
 from .transforms import attach_transforms
 
-DEFAULT_OUTPUT_DIRS = {"segmentation": "outputs/vis-mae-finetune-segmentation", "classification": "outputs/vis-mae-finetune-classification"}
+DEFAULT_OUTPUT_DIRS = {
+    "segmentation": "outputs/vis-mae-finetune-segmentation",
+    "classification": "outputs/vis-mae-finetune-classification",
+}
 BEST_METRICS = {"segmentation": "dice_mean", "classification": "roc_auc", "multilabel": "roc_auc"}
 SUMMARY_FILE = "finetuning_summary.json"
+
+
+def _option(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
 
 
 @dataclass
 class FinetuningArguments:
     """Arguments of one fine-tuning run (the scripts parse these with `HfArgumentParser`)."""
 
-    dataset: str | None = field(
-        default=None,
-        metadata={"help": "A `vis-mae data convert` output, a save_to_disk directory or a cached Hub dataset id. "
-                  "Default: the built-in demo of the task with a short schedule."},
+    dataset: str | None = _option(
+        None,
+        "A `vis-mae data convert` output, a save_to_disk directory or a cached Hub dataset id. Default: the built-in "
+        "demo of the task with a short schedule.",
     )
-    init: str = field(
-        default="random",
-        metadata={"help": "vismae:<checkpoint dir or repo id>, random, or swin:<Swin checkpoint dir or repo id>."},
+    init: str = _option(
+        "random", "vismae:<checkpoint dir or repo id>, random, or swin:<Swin checkpoint dir or repo id>."
     )
-    fold: int = field(default=0, metadata={"help": "Held-out (validation) fold."})
-    label_fraction: float = field(default=1.0, metadata={"help": "Fraction of the fold's training patients, in (0, 1]."})
-    output_dir: str | None = field(default=None, metadata={"help": "Default outputs/vis-mae-finetune-<task>."})
-    label_names: str | None = field(default=None, metadata={"help": "Comma-separated class names, for sets that do not store them."})
-    image_size: int | None = field(default=None, metadata={"help": "Square input size, a multiple of 32. Default: recipe (320 / 224; demo 96)."})
-    num_train_epochs: float | None = field(default=None, metadata={"help": "Default: recipe (150 / 50; demo 6)."})
-    warmup_epochs: float | None = field(default=None, metadata={"help": "Default: recipe (40 / 10; demo 1)."})
-    max_steps: int = field(default=-1, metadata={"help": "Stop after this many optimiser steps (overrides epochs)."})
-    per_device_train_batch_size: int | None = field(default=None, metadata={"help": "Default: recipe (32 / 48; demo 8)."})
-    per_device_eval_batch_size: int | None = field(default=None, metadata={"help": "Default: the training batch size."})
+    fold: int = _option(0, "Held-out (validation) fold.")
+    label_fraction: float = _option(1.0, "Fraction of the fold's training patients, in (0, 1].")
+    output_dir: str | None = _option(None, "Default outputs/vis-mae-finetune-<task>.")
+    label_names: str | None = _option(None, "Comma-separated class names, for sets that do not store them.")
+    image_size: int | None = _option(None, "Square input size, a multiple of 32. Default: recipe (320 / 224; demo 96).")
+    num_train_epochs: float | None = _option(None, "Default: recipe (150 / 50; demo 6).")
+    warmup_epochs: float | None = _option(None, "Default: recipe (40 / 10; demo 1).")
+    max_steps: int = _option(-1, "Stop after this many optimiser steps (overrides epochs).")
+    per_device_train_batch_size: int | None = _option(None, "Default: recipe (32 / 48; demo 8).")
+    per_device_eval_batch_size: int | None = _option(None, "Default: the training batch size.")
     learning_rate: float = 1e-3
     weight_decay: float = 0.05
-    decay_norms_and_biases: bool = field(default=True, metadata={"help": "Weight decay on norms and biases too (published)."})
+    decay_norms_and_biases: bool = _option(True, "Weight decay on norms and biases too (published).")
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
-    augment: bool = field(default=True, metadata={"help": "The published training augmentation."})
-    early_stopping_patience: int | None = field(
-        default=None, metadata={"help": "Stop after this many evaluations without improvement (off by default)."}
+    augment: bool = _option(True, "The published training augmentation.")
+    early_stopping_patience: int | None = _option(
+        None, "Stop after this many evaluations without improvement (off by default)."
     )
-    metric_for_best_model: str | None = field(default=None, metadata={"help": "Default dice_mean (segmentation) / roc_auc."})
-    metric_pooling: str = field(
-        default="per_image", metadata={"help": "Segmentation metric pooling: per_image, per_volume (by case_id) or global."}
+    metric_for_best_model: str | None = _option(None, "Default dice_mean (segmentation) / roc_auc.")
+    metric_pooling: str = _option(
+        "per_image", "Segmentation metric pooling: per_image, per_volume (by case_id) or global."
     )
-    eval_steps: int | None = field(default=None, metadata={"help": "Evaluate every N steps instead of every epoch."})
-    config_overrides: str | None = field(default=None, metadata={"help": 'JSON of VisMaeConfig fields, e.g. \'{"drop_path_rate": 0.2}\'.'})
-    max_train_examples: int | None = field(default=None, metadata={"help": "Use only the first N training rows (quick checks)."})
-    max_eval_examples: int | None = field(default=None, metadata={"help": "Use only the first N validation rows."})
+    eval_steps: int | None = _option(None, "Evaluate (and checkpoint) every N steps instead of every epoch.")
+    config_overrides: str | None = _option(None, 'JSON of VisMaeConfig fields, e.g. \'{"drop_path_rate": 0.2}\'.')
+    max_train_examples: int | None = _option(None, "Use only the first N training rows (quick checks).")
+    max_eval_examples: int | None = _option(None, "Use only the first N validation rows.")
     seed: int = 0
     dataloader_num_workers: int = 0
     save_total_limit: int | None = 2
     logging_steps: int = 10
-    report_to: str = field(default="none", metadata={"help": "Trainer integrations: none, tensorboard, wandb, all, ..."})
+    report_to: str = _option("none", "Trainer integrations: none, tensorboard, wandb, all, ...")
     use_cpu: bool = False
-    save_model: bool = field(default=True, metadata={"help": "Save the best model and processor to output_dir."})
-    keep_checkpoints: bool = field(default=True, metadata={"help": "Keep checkpoint-* folders after training."})
+    save_model: bool = _option(True, "Save the best model and processor to output_dir.")
+    keep_checkpoints: bool = _option(True, "Keep checkpoint-* folders after training.")
     disable_tqdm: bool | None = None
 
 
@@ -127,7 +133,11 @@ def make_trainer_class():
 
 def build_compute_metrics(data: FinetuningData, pooling: str = "per_image"):
     """(compute_metrics, preprocess_logits_for_metrics) from `vis_mae_hf.metrics` for this data."""
-    from ..metrics import classification_compute_metrics, segmentation_compute_metrics, segmentation_logits_to_label_maps
+    from ..metrics import (
+        classification_compute_metrics,
+        segmentation_compute_metrics,
+        segmentation_logits_to_label_maps,
+    )
 
     if data.task == SEGMENTATION:
         case_ids = list(data.validation["case_id"]) if pooling == "per_volume" else None
@@ -234,9 +244,8 @@ def format_metrics_table(metrics: dict[str, float], title: str = "validation") -
         lines.append("")
         lines.append(f"{'class':<{class_width}}  " + "  ".join(f"{metric:>9}" for metric in metric_names))
         for class_name, row in per_class.items():
-            lines.append(
-                f"{class_name:<{class_width}}  " + "  ".join(f"{_number(row.get(metric)):>9}" for metric in metric_names)
-            )
+            cells = "  ".join(f"{_number(row.get(metric)):>9}" for metric in metric_names)
+            lines.append(f"{class_name:<{class_width}}  {cells}")
     return "\n".join(lines)
 
 
@@ -265,7 +274,9 @@ def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True
     initialization = Initialization.parse(args.init)  # fail before loading any data
     config_overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     if not isinstance(config_overrides, dict):
-        raise ValueError(f"--config_overrides must be a JSON object of VisMaeConfig fields, got {args.config_overrides!r}.")
+        raise ValueError(
+            f"--config_overrides must be a JSON object of VisMaeConfig fields, got {args.config_overrides!r}."
+        )
     schedule = resolved_schedule(args, task)
     output_dir = Path(args.output_dir or DEFAULT_OUTPUT_DIRS[task])
     data = prepare_finetuning_data(

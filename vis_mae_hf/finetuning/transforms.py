@@ -48,7 +48,9 @@ class SegmentationTransform:
         processed = self.image_processor(batch[self.image_column], segmentation_maps=masks, return_tensors="pt")
         pixel_values, labels = list(processed["pixel_values"]), list(processed["labels"])
         if self.augmentation is not None:
-            pairs = [self.augmentation(image, mask, generator=self.generator) for image, mask in zip(pixel_values, labels)]
+            pairs = [
+                self.augmentation(image, mask, generator=self.generator) for image, mask in zip(pixel_values, labels)
+            ]
             pixel_values, labels = [image for image, _ in pairs], [mask for _, mask in pairs]
         return {"pixel_values": pixel_values, "labels": [mask.long() for mask in labels]}
 
@@ -70,7 +72,9 @@ class ClassificationTransform:
         generator: torch.Generator | None = None,
     ):
         if target_column not in ("label", "labels"):
-            raise ValueError(f"target_column must be 'label' (one class) or 'labels' (multi-label), got {target_column!r}.")
+            raise ValueError(
+                f"target_column must be 'label' (one class) or 'labels' (multi-label), got {target_column!r}."
+            )
         self.image_processor = image_processor
         self.num_labels = num_labels
         self.augmentation = augmentation
@@ -81,7 +85,9 @@ class ClassificationTransform:
     def _target(self, value, index: int) -> torch.Tensor:
         if self.target_column == "label":
             if not 0 <= int(value) < self.num_labels:
-                raise ValueError(f"Row {index} of the batch: label {value} is not a class index in 0..{self.num_labels - 1}.")
+                raise ValueError(
+                    f"Row {index} of the batch: label {value} is not a class index in 0..{self.num_labels - 1}."
+                )
             return torch.tensor(int(value), dtype=torch.long)
         multi_hot = torch.zeros(self.num_labels, dtype=torch.float32)
         for class_index in value:
@@ -107,7 +113,8 @@ def attach_transforms(data, image_processor, augment: bool = True) -> tuple[obje
         validation = SegmentationTransform(image_processor, None)
     else:
         common = dict(num_labels=data.num_labels, target_column=data.target_column)
-        train = ClassificationTransform(image_processor, augmentation=ClassificationAugmentation() if augment else None, **common)
+        augmentation = ClassificationAugmentation() if augment else None
+        train = ClassificationTransform(image_processor, augmentation=augmentation, **common)
         validation = ClassificationTransform(image_processor, **common)
     return data.train.with_transform(train), data.validation.with_transform(validation)
 
