@@ -541,3 +541,19 @@ def test_inputs_that_would_overwrite_each_other_are_refused(tmp_path, capsys, se
     status, _, err = predict(capsys, segmentation_model, *inputs, "--output", tmp_path / "out")
     assert status == 1
     assert "would both write outputs named scan_*" in err
+
+
+def test_readme_figure_script_runs_vis_mae_predict_on_a_real_dicom(tmp_path, segmentation_model):
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "docs" / "make_readme_figures.py"
+    spec = importlib.util.spec_from_file_location("make_readme_figures", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    status = module.main(["--model", segmentation_model, "--dicom", "CT_small.dcm", "--output", str(tmp_path)])
+
+    assert status == 0
+    picture = Image.open(tmp_path / "predict_CT_small_overlay.png")
+    assert picture.height == 128 and picture.width > 128
+    assert module.main(["--model", str(tmp_path / "no-model"), "--output", str(tmp_path)]) == 1
