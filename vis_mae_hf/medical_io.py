@@ -427,7 +427,7 @@ def _modality_values(pixels: np.ndarray, dataset: Dataset, frame_index: int) -> 
     return pixels.astype(np.float64)
 
 
-def _header_windows(dataset: Dataset, frame_index: int) -> list[tuple[float, float, str]]:
+def header_windows(dataset: Dataset, frame_index: int) -> list[tuple[float, float, str]]:
     """The (width, level, explanation) windows a DICOM carries for one frame (functional groups first)."""
     source = _functional_group_item(dataset, frame_index, "FrameVOILUTSequence") or dataset
     centers, widths = source.get("WindowCenter"), source.get("WindowWidth")
@@ -448,7 +448,7 @@ def _header_windows(dataset: Dataset, frame_index: int) -> list[tuple[float, flo
 
 def _header_windowed(values: np.ndarray, dataset: Dataset, frame_index: int, window_index: int, path: Path):
     """The file's own VOI: WindowCenter/WindowWidth (or the Enhanced per-frame ones), else its VOI LUT Sequence."""
-    windows = _header_windows(dataset, frame_index)
+    windows = header_windows(dataset, frame_index)
     if windows:
         if not 0 <= window_index < len(windows):
             listed = ", ".join(
@@ -500,7 +500,7 @@ def _dicom_grey(pixels, dataset, path, frame_index, window, window_index) -> np.
     _check_finite(values, path)
     if isinstance(window, str) and window.strip().lower() == "header":
         image = _header_windowed(values, dataset, frame_index, window_index, path)
-    elif window is None and modality_of(dataset) == "CT" and _header_windows(dataset, frame_index):
+    elif window is None and modality_of(dataset) == "CT" and header_windows(dataset, frame_index):
         image = _header_windowed(values, dataset, frame_index, window_index, path)
     else:
         image = _windowed(values, window, path)

@@ -35,7 +35,7 @@ from ..medical_io import (
     RASTER_SUFFIXES,
     MedicalImageError,
     MedicalImageNotFoundError,
-    _header_windows,  # the one parser of WindowCenter/WindowWidth (multi-valued, functional groups)
+    header_windows,  # the one parser of WindowCenter/WindowWidth (multi-valued, functional groups)
     load_medical_volume,
     modality_of,
 )
@@ -182,7 +182,7 @@ def _series_header_window(headers: list[pydicom.Dataset]) -> tuple[float, float]
     """The slices' first header window (width, level); slices normally share it, else the most common one."""
     windows: Counter[tuple[float, float]] = Counter()
     for dataset in headers:
-        found = _header_windows(dataset, 0)
+        found = header_windows(dataset, 0)
         if found and found[0][0] > 0:
             windows[(found[0][0], found[0][1])] += 1
     return windows.most_common(1)[0][0] if windows else None
