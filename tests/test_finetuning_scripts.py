@@ -139,6 +139,11 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
     with csv_path.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
 
+    # --plot_only redraws the picture from the CSV without training.
+    (tmp_path / "sweep" / "label_efficiency.png").unlink()
+    run_label_efficiency(LabelEfficiencyArguments(results_dir=str(tmp_path / "sweep"), plot_only=True), verbose=False)
+    assert (tmp_path / "sweep" / "label_efficiency.png").is_file() and len(read_results(csv_path)) == 4
+
     # Another experiment cannot be mixed into this CSV.
     other_grid = LabelEfficiencyArguments(task="classification", results_dir=str(tmp_path / "sweep"))
     with pytest.raises(ValueError, match="another experiment"):

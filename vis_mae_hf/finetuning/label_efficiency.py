@@ -262,13 +262,14 @@ def summarize_results(rows: list[dict]) -> dict[str, dict[float, dict]]:
 def format_summary(summary: dict[str, dict[float, dict]]) -> str:
     fractions = sorted({fraction for by_fraction in summary.values() for fraction in by_fraction})
     width = max([len(name) for name in summary] + [len("initialisation")])
-    lines = [f"{'initialisation':<{width}}  " + "  ".join(f"{fraction:>13.0%}" for fraction in fractions)]
+    cell_width = 17  # "0.284+-0.060 (3)"
+    lines = [f"{'initialisation':<{width}}  " + "  ".join(f"{fraction:>{cell_width}.0%}" for fraction in fractions)]
     for initialization, by_fraction in summary.items():
         cells = []
         for fraction in fractions:
             cell = by_fraction.get(fraction)
             cells.append(f"{cell['mean']:.3f}+-{cell['std']:.3f} ({cell['n']})" if cell else "-")
-        lines.append(f"{initialization:<{width}}  " + "  ".join(f"{cell:>13}" for cell in cells))
+        lines.append(f"{initialization:<{width}}  " + "  ".join(f"{cell:>{cell_width}}" for cell in cells))
     return "\n".join(lines)
 
 
@@ -303,7 +304,7 @@ def plot_label_efficiency(rows: list[dict] | str | Path, path: str | Path, title
             (100 * row["label_fraction"], row["value"]) for row in rows if row["initialization"] == initialization
         ]
         axes.scatter([x for x, _ in points], [y for _, y in points], color=color, alpha=0.35, s=10)
-    axes.set_xlabel("labelled training data (% of the fold's training patients)")
+    axes.set_xlabel("labelled training data (% of the fold's training cases)")
     axes.set_ylabel(metric)
     axes.set_xticks(sorted({100 * row["label_fraction"] for row in rows}))
     axes.grid(alpha=0.3)
