@@ -59,12 +59,12 @@ class FinetuningArguments:
     output_dir: str | None = _option(None, "Default outputs/vis-mae-finetune-<task>.")
     label_names: str | None = _option(None, "Comma-separated class names, for sets that do not store them.")
     image_size: int | None = _option(None, "Square input size, a multiple of 32. Default: recipe (320 / 224; demo 96).")
-    num_train_epochs: float | None = _option(None, "Default: recipe (150 / 50; demo 6).")
+    num_train_epochs: float | None = _option(None, "Default: recipe (150 / 50; demo 6 / 10).")
     warmup_epochs: float | None = _option(None, "Default: recipe (40 / 10; demo 1).")
     max_steps: int = _option(-1, "Stop after this many optimiser steps (overrides epochs).")
     per_device_train_batch_size: int | None = _option(None, "Default: recipe (32 / 48; demo 8).")
     per_device_eval_batch_size: int | None = _option(None, "Default: the training batch size.")
-    learning_rate: float = 1e-3
+    learning_rate: float | None = _option(None, "Peak learning rate. Default: recipe (1e-3; classifier demo 1e-4).")
     weight_decay: float = 0.05
     decay_norms_and_biases: bool = _option(True, "Weight decay on norms and biases too (published).")
     adam_beta1: float = 0.9
@@ -112,6 +112,7 @@ def resolved_schedule(args: FinetuningArguments, task: str) -> dict:
         "num_train_epochs": args.num_train_epochs if args.num_train_epochs is not None else recipe.num_train_epochs,
         "warmup_epochs": args.warmup_epochs if args.warmup_epochs is not None else recipe.warmup_epochs,
         "per_device_train_batch_size": args.per_device_train_batch_size or recipe.per_device_train_batch_size,
+        "learning_rate": args.learning_rate if args.learning_rate is not None else recipe.learning_rate,
         "depths": list(recipe.depths),
     }
 
@@ -171,7 +172,7 @@ def build_trainer(
         max_steps=args.max_steps,
         per_device_train_batch_size=schedule["per_device_train_batch_size"],
         per_device_eval_batch_size=args.per_device_eval_batch_size or schedule["per_device_train_batch_size"],
-        learning_rate=args.learning_rate,
+        learning_rate=schedule["learning_rate"],
         weight_decay=args.weight_decay,
         adam_beta1=args.adam_beta1,
         adam_beta2=args.adam_beta2,
