@@ -55,30 +55,12 @@ def ct_volume_and_labels(seed: int, shape=(32, 32, 6), labelled_slices=(1, 2, 3)
 
 
 def pet_series(folder, n_slices=4, seed=0):
-    """A PET DICOM series (Modality PT, Bq/ml with rescale slope), one file per slice."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage, generate_uid
+    """A PET DICOM series (Modality PT, Bq/ml stored with a rescale slope), one file per slice, written with the
+    package's PET writer (the one the demo's synthetic PET uses) from random activity."""
+    from vis_mae_hf.data.synthetic_pet import write_pet_series
 
-    folder.mkdir(parents=True)
-    series = generate_uid()
-    rng = np.random.default_rng(seed)
-    for index in range(n_slices):
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = PositronEmissionTomographyImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.Units, ds.SeriesInstanceUID = "PT", "BQML", series
-        ds.Rows, ds.Columns = 16, 16
-        ds.PixelSpacing, ds.ImageOrientationPatient = [4.0, 4.0], [1, 0, 0, 0, 1, 0]
-        ds.ImagePositionPatient = [0.0, 0.0, 4.0 * index]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-        ds.RescaleSlope, ds.RescaleIntercept = 2.5, 0
-        ds.PixelData = rng.integers(0, 3000, size=(16, 16), dtype=np.uint16).tobytes()
-        ds.save_as(folder / f"{index:03d}.dcm", enforce_file_format=True)
+    activity = np.random.default_rng(seed).integers(0, 3000, size=(16, 16, n_slices)).astype(np.float32) * 2.5
+    write_pet_series(activity, folder, list(range(n_slices)), origin_ras=np.zeros(3))
 
 
 def check_converted(

@@ -150,7 +150,7 @@ def load_medical_image(
         MedicalImageError (bad frame/slice/window, NaN/Inf or empty pixels, 4-D data).
     """
     path = _existing_file(path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if slice_index is not None and kind != "nifti":
         raise MedicalImageError(f"slice_index applies to NIfTI volumes; {path} is not one (use frame for frames).")
     if kind == "nifti":
@@ -170,7 +170,7 @@ def count_frames(path: str | Path) -> int:
     NIfTI volumes have slices, not frames: use `load_medical_volume` (or `slice_index`) for them.
     """
     path = _existing_file(path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "nifti":
         raise MedicalImageError(f"{path} is a NIfTI volume: it has slices (slice_index), not frames.")
     if kind == "raster":
@@ -190,7 +190,7 @@ def modality_of(path_or_dataset: str | Path | Dataset) -> str | None:
         dataset = path_or_dataset
     else:
         path = _existing_file(path_or_dataset)
-        if _file_kind(path) != "dicom":
+        if file_kind(path) != "dicom":
             return None
         dataset = _read_dicom(path, with_pixels=False)
     modality = str(dataset.get("Modality", "") or "").strip().upper()
@@ -221,7 +221,7 @@ def load_medical_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise MedicalImageNotFoundError(f"No such file or folder: {path}")
     if path.is_dir():
         volume, affine = _dicom_series_volume(path)
-    elif _file_kind(path) == "nifti":
+    elif file_kind(path) == "nifti":
         image = _load_nifti(path)
         volume, affine = np.asarray(image.dataobj, dtype=np.float32), image.affine
         _check_finite(volume, path)
@@ -285,7 +285,8 @@ def _existing_file(path: str | Path) -> Path:
     return path
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
+    """"nifti", "raster" or "dicom" from the file name (DICOM files are named anyhow, so it is the default)."""
     name = path.name.lower()
     if name.endswith(NIFTI_SUFFIXES):
         return "nifti"

@@ -237,18 +237,6 @@ def read_raster_image(path: Path) -> list[tuple[int, np.ndarray]]:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
 
 
-def file_kind(path: Path) -> str:
-    """"nifti", "raster" or "dicom" (DICOM files are named anyhow, so it is the default)."""
-    from ..medical_io import NIFTI_SUFFIXES, RASTER_SUFFIXES
-
-    name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES):
-        return "nifti"
-    if name.endswith(RASTER_SUFFIXES):
-        return "raster"
-    return "dicom"
-
-
 def read_images(
     path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
 ) -> tuple[str, list[tuple[int, np.ndarray]]]:
@@ -256,6 +244,8 @@ def read_images(
 
     Raises `SkippedFile` with the reason when the file gives no image.
     """
+    from ..medical_io import file_kind
+
     kind = file_kind(path)
     if kind == "dicom":
         return read_dicom_images(path, options, modality_hint)

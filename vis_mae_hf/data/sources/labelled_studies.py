@@ -28,10 +28,10 @@ from pathlib import Path
 
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import TASK_CLASSIFICATION, encode_grey_image
+from ...medical_io import file_kind
 from ..modality_preprocessing import (
     ModalityPreprocessing,
     SkippedFile,
-    file_kind,
     modality_from_path,
     normalize_modality,
     read_images,
