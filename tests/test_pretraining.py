@@ -219,3 +219,15 @@ def test_push_to_hub_is_checked_before_training_and_pushes_the_finished_run(corp
     assert [commit["repo_id"] for commit in hub.commits] == ["org/vis-mae-ct"]
     pushed = hub.folder("org/vis-mae-ct")
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "README.md"} <= {p.name for p in pushed.iterdir()}
+
+
+def test_defaults_are_the_published_recipe_with_a_dataset_and_a_short_demo_without():
+    from vis_mae_hf.pretraining import PretrainingArguments
+
+    published = PretrainingArguments(dataset="corpus").resolved()
+    assert (published.num_train_epochs, published.warmup_epochs, published.per_device_train_batch_size,
+            published.learning_rate) == (800.0, 10.0, 640, 1e-3)
+    assert (published.adam_beta1, published.adam_beta2, published.weight_decay) == (0.9, 0.95, 0.05)
+    demo = PretrainingArguments().resolved()
+    assert (demo.num_train_epochs, demo.per_device_train_batch_size, demo.learning_rate) == (8.0, 8, 3e-4)
+    assert PretrainingArguments(learning_rate=5e-4).resolved().learning_rate == 5e-4  # what the user says wins
