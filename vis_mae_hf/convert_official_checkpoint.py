@@ -345,12 +345,16 @@ def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | P
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
     parser.add_argument("--task", choices=sorted(TASK_MODEL_CLASSES), help="defaults to what the keys show")
     parser.add_argument("--output", required=True, help="directory for the Transformers model")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         report = convert_checkpoint(args.checkpoint, args.task, args.output)
     except (ConversionError, FileNotFoundError) as error:

@@ -1,0 +1,137 @@
+"""README.md stays true: its test command is what CI runs, its main command is run for real, every other command in
+it is accepted by the parser of the program it names, and its Python examples run."""
+
+import importlib.util
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import HfArgumentParser
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+MAIN_JOB = "accelerate launch examples/run_pretrain.py"
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def commands() -> list[str]:
+    lines = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line and not line.startswith("#"):
+                lines.append(line)
+    return lines
+
+
+def load_example(relative: str):
+    spec = importlib.util.spec_from_file_location(Path(relative).stem, ROOT / relative)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_command(line: str) -> None:
+    """Parse `line` with the real argument parser of the program it runs; raises SystemExit on unknown options."""
+    words = shlex.split(line)
+    if words[:2] == ["accelerate", "launch"]:
+        words = ["python"] + words[2:]
+    if words[0] == "vis-mae":
+        from vis_mae_hf.cli import build_parser
+
+        build_parser().parse_args(words[1:])
+        return
+    assert words[0] == "python", line
+    if words[1] == "-m":
+        assert words[2] == "vis_mae_hf.convert_official_checkpoint", line
+        from vis_mae_hf.convert_official_checkpoint import build_parser
+
+        build_parser().parse_args(words[3:])
+        return
+    script, arguments = words[1], words[2:]
+    if script == "examples/run_pretrain.py":
+        from vis_mae_hf.pretraining import PretrainingArguments
+
+        HfArgumentParser(PretrainingArguments).parse_args_into_dataclasses(args=arguments)
+    elif script in ("examples/run_finetune_segmentation.py", "examples/run_finetune_classification.py"):
+        from vis_mae_hf.finetuning.training import FinetuningArguments
+
+        HfArgumentParser(FinetuningArguments).parse_args_into_dataclasses(args=arguments)
+    elif script == "examples/label_efficiency.py":
+        from vis_mae_hf.finetuning.label_efficiency import LabelEfficiencyArguments
+        from vis_mae_hf.finetuning.training import FinetuningArguments
+
+        HfArgumentParser((LabelEfficiencyArguments, FinetuningArguments)).parse_args_into_dataclasses(args=arguments)
+    elif script == "examples/publish_all.py":
+        load_example(script).parse_args(arguments)
+    elif script == "docs/make_readme_figures.py":
+        load_example(script).parse_arguments(arguments)
+    else:
+        raise AssertionError(f"README runs {script}, which tests/test_readme.py does not know how to check")
+
+
+def test_the_readme_test_command_is_what_ci_runs():
+    test_commands = [line for line in commands() if "pytest" in line]
+    assert len(test_commands) == 1
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines() if "pytest" in line]
+    assert ci == test_commands
+
+
+def test_the_install_commands_install_torch_first_and_the_right_extras():
+    installs = [line for line in commands() if line.startswith("python3 -m venv")]
+    assert len(installs) == 2
+    main, tests = sorted(installs, key=lambda line: "pytest" in line)
+    assert "pip install torch==2.13.0 && pip install -e \".[demo]\"" in main and main.endswith(MAIN_JOB)
+    assert "pip install torch==2.13.0 && pip install -e \".[test]\"" in tests
+
+
+@pytest.mark.parametrize("line", [c for c in commands() if not c.startswith("python3 -m venv")])
+def test_every_other_readme_command_is_accepted_by_its_program(line):
+    parse_command(line)
+
+
+@pytest.mark.slow
+def test_the_main_job_and_the_python_examples_run(tmp_path):
+    """The README's first command, exactly, in a fresh folder; then its Python blocks in that folder."""
+    result = subprocess.run(
+        shlex.split(MAIN_JOB.replace("examples/", f"{ROOT}/examples/")),
+        cwd=tmp_path, capture_output=True, text=True, timeout=1200,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "pretraining: 100%" in result.stderr  # the progress bar ran to the end
+    run = tmp_path / "outputs" / "vis-mae-pretrain"
+    summary = json.loads((run / "training_summary.json").read_text())
+    assert summary["dataset"] == "built-in demo corpus" and summary["num_images"] == 49
+    assert set(summary["modality_counts"]) == {"CT", "MR", "PET", "XRAY", "US"}
+    from PIL import Image
+
+    from vis_mae_hf import VisMaeForPreTraining
+
+    assert Image.open(run / "reconstruction.png").size[0] > 4 * 224
+    _, info = VisMaeForPreTraining.from_pretrained(run, output_loading_info=True)
+    assert all(not keys for keys in info.values())
+
+    # Python examples, in order, in the same folder (the Hub-id example is exercised against a local Hub cache by
+    # tests/test_hub_push.py, which loads `org/vis-mae-mr` offline).
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for block in blocks("python"):
+            if '"org/vis-mae-mr"' in block:
+                continue
+            exec(compile(block, "README.md", "exec"), namespace)
+    finally:
+        os.chdir(cwd)
+    assert namespace["output"].logits.shape == (2, 4480, 48)
+    assert namespace["segmenter"].config.depths == [2, 2, 6, 2]
+    assert namespace["echo"].shape[-1] == 3
