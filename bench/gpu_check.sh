@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # GPU checks and benchmarks in one run (see bench/RESULTS.md). On the device machine:
 #   bash bench/gpu_check.sh           (carry .whl and .gpu; results land in $OUT)
+# Prepare the two carried folders here first (both are git-ignored):
+#   python bench/make_gpu_corpus.py export .gpu/demo_corpus
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 -d .whl transformers==5.24.0 datasets==5.2.0 dill==0.4.0 \
+#     multiprocess==0.70.18 pydicom==3.0.2 nibabel==5.4.2
+#   (and datasets==4.4.1 into .whl/fallback, used when the machine's pyarrow is older than 24)
 # A CPU dry run of the same script: SMALL=1 OUT=/tmp/gpu_dry bash bench/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
