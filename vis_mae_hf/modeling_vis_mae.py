@@ -11,7 +11,7 @@ The file imports only torch and transformers (and its config, relatively) so Hub
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -75,6 +75,15 @@ def shifted_window_attention_mask(
     region_windows = window_partition(region_map[None, :, :, None], window_size)[0, :, :, 0]  # (windows, tokens)
     different = region_windows[:, :, None] != region_windows[:, None, :]
     return torch.zeros(different.shape, device=device, dtype=dtype).masked_fill(different, -100.0)
+
+
+@functools.lru_cache(maxsize=64)
+def cached_shifted_window_attention_mask(
+    height: int, width: int, window_size: int, shift_size: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """`shifted_window_attention_mask`, built once per map size, device and dtype instead of once per step. The mask
+    is a constant: callers only read it (it enters the attention bias out of place)."""
+    return shifted_window_attention_mask(height, width, window_size, shift_size, device, dtype)
 
 
 def random_window_masking(
@@ -263,8 +272,8 @@ class VisMaeEmbeddings(nn.Module):
                     f"bool_masked_pos must have shape (batch_size, num_tokens) = ({batch_size}, {grid_h * grid_w}) "
                     f"for this input (a {grid_h}x{grid_w} token grid, row-major), got {tuple(bool_masked_pos.shape)}."
                 )
-            mask = bool_masked_pos.view(batch_size, grid_h, grid_w, 1).to(embeddings.dtype)
-            embeddings = embeddings * (1.0 - mask) + self.mask_token.view(1, 1, 1, -1).to(embeddings.dtype) * mask
+            mask = bool_masked_pos.view(batch_size, grid_h, grid_w, 1)
+            embeddings = torch.where(mask, self.mask_token.view(1, 1, 1, -1).to(embeddings.dtype), embeddings)
         return embeddings
 
 
@@ -301,21 +310,27 @@ class VisMaeWindowAttention(nn.Module):
         return bias.view(tokens, tokens, self.num_heads).permute(2, 0, 1)  # (heads, tokens, tokens)
 
     def forward(
-        self, windows: torch.Tensor, shift_mask: torch.Tensor | None = None, output_attentions: bool = False
+        self, hidden_states: torch.Tensor, shift_mask: torch.Tensor | None = None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # windows: (batch, num_windows, tokens, dim). Windows and heads share one axis so the per-window mask
-        # broadcasts over the batch instead of being copied batch_size times.
-        batch_size, num_windows, tokens, dim = windows.shape
-        qkv = self.qkv(windows).view(batch_size, num_windows, tokens, 3, self.num_heads, self.head_dim)
-        qkv = qkv.permute(3, 0, 1, 4, 2, 5).reshape(3, batch_size, num_windows * self.num_heads, tokens, self.head_dim)
-        query, key, value = qkv.unbind(0)
+        """hidden_states: the normalised map `(batch, height, width, dim)`, padded to whole windows and, for SW-MSA,
+        already rolled. Returns the attended map in the same layout.
+
+        Windows form the attention batch. q, k and v stay strided views of the one fused qkv projection (the
+        attention kernels read them in place: no head-split copy); the attention output goes through the output
+        projection window by window and is copied back onto the map once."""
+        batch_size, height, width, dim = hidden_states.shape
+        size = self.window_size
+        num_windows, tokens = (height // size) * (width // size), size * size
+        windows = window_partition(hidden_states, size).view(batch_size * num_windows, tokens, dim)
+        qkv = self.qkv(windows).view(batch_size * num_windows, tokens, 3, self.num_heads, self.head_dim)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (batch * windows, heads, tokens, head_dim)
 
         bias = self.relative_position_bias().to(query.dtype).unsqueeze(0)  # (1, heads, tokens, tokens)
         if shift_mask is not None:
-            bias = bias + shift_mask.to(query.dtype).unsqueeze(1)  # (num_windows, heads, tokens, tokens)
-        else:
-            bias = bias.expand(num_windows, -1, -1, -1)
-        bias = bias.reshape(1, num_windows * self.num_heads, tokens, tokens)
+            # The mask differs per window, so the bias is laid out for every window of the batch (as SDPA needs one
+            # attention batch axis); unshifted blocks broadcast the (1, heads, ...) bias instead.
+            bias = bias + shift_mask.to(query.dtype).unsqueeze(1)  # (windows, heads, tokens, tokens)
+            bias = bias.expand(batch_size, -1, -1, -1, -1).reshape(-1, self.num_heads, tokens, tokens)
 
         attention_interface: Callable = eager_attention_forward
         if self.config._attn_implementation != "eager":
@@ -329,9 +344,10 @@ class VisMaeWindowAttention(nn.Module):
             dropout=self.attention_dropout if self.training else 0.0,
             scaling=self.scaling,
         )
-        # attn_output: (batch, tokens, num_windows * heads, head_dim)
-        attn_output = attn_output.view(batch_size, tokens, num_windows, self.num_heads * self.head_dim)
-        attn_output = self.projection_dropout(self.projection(attn_output.transpose(1, 2)))
+        # attn_output: (batch * windows, tokens, heads, head_dim)
+        attn_output = self.projection(attn_output.reshape(batch_size, num_windows, tokens, dim))
+        attn_output = self.projection_dropout(attn_output)
+        attn_output = window_reverse(attn_output, size, height, width)
         if output_attentions and attn_weights is not None:
             attn_weights = attn_weights.view(batch_size, num_windows, self.num_heads, tokens, tokens)
         else:
@@ -378,13 +394,10 @@ class VisMaeLayer(GradientCheckpointingLayer):
         pad_right = (-width) % self.window_size
         if pad_bottom or pad_right:
             hidden_states = F.pad(hidden_states, (0, 0, 0, pad_right, 0, pad_bottom))
-        padded_height, padded_width = height + pad_bottom, width + pad_right
         shift = self.shift_size if shift_mask is not None else 0
         if shift:
             hidden_states = torch.roll(hidden_states, shifts=(-shift, -shift), dims=(1, 2))
-        windows = window_partition(hidden_states, self.window_size)
-        windows, attn_weights = self.attention(windows, shift_mask, output_attentions)
-        hidden_states = window_reverse(windows, self.window_size, padded_height, padded_width)
+        hidden_states, attn_weights = self.attention(hidden_states, shift_mask, output_attentions)
         if shift:
             hidden_states = torch.roll(hidden_states, shifts=(shift, shift), dims=(1, 2))
         if pad_bottom or pad_right:
@@ -473,7 +486,12 @@ class VisMaeStage(nn.Module):
         fits_one_window = height <= self.window_size and width <= self.window_size
         if self.shift_size == 0 or (fits_one_window and not self.config.shift_single_window_stages):
             return None
-        return shifted_window_attention_mask(
+        # Built once per map size rather than every step, except while torch.compile traces the forward (a cache
+        # lookup would break the graph; there the mask's few ops become part of the compiled graph).
+        build = (
+            shifted_window_attention_mask if torch.compiler.is_compiling() else cached_shifted_window_attention_mask
+        )
+        return build(
             height + (-height) % self.window_size,
             width + (-width) % self.window_size,
             self.window_size,
