@@ -1,7 +1,7 @@
 """Pretraining-step throughput and peak memory of VisMaeForPreTraining against Transformers' SimMIM, one process.
 
     python bench/bench_pretrain.py --device cpu --batch-size 8 --dtype fp32
-    python bench/bench_pretrain.py --device cuda --batch-size 128 --dtype bf16 --compile --before 342e674
+    python bench/bench_pretrain.py --device cuda --batch-size 128 --dtype bf16 --compile sdpa eager --before 342e674
 
 Every workload runs one full training step per call (forward with the loss, backward, AdamW step, zero_grad) on the
 same input batch and the same mask, under the same precision: fp32, or bf16 autocast over fp32 weights (what
@@ -15,11 +15,17 @@ Workloads:
 - vis-mae-eager: the same weights with the eager (unfused matmul-softmax-matmul) attention.
 - vis-mae-sdpa-foreach-adamw: vis-mae-sdpa with the multi-tensor instead of the fused AdamW.
 - vis-mae@REV (`--before REV`): the model code of git revision REV, same weights: a change measured before/after.
-- vis-mae-compiled (`--compile`): `torch.compile(model, fullgraph=True)`; fullgraph makes any graph break an error.
+- vis-mae-compiled-ATTN (`--compile ATTN ...`, ATTN sdpa or eager): `torch.compile(model, fullgraph=True)` with that
+  attention; fullgraph makes any graph break an error. With eager attention Inductor fuses bias, mask and softmax
+  itself; with SDPA it calls the fused attention kernel.
 - simmim-sdpa-compiled (`--compile-baseline`): the baseline compiled too (graph breaks allowed), for reference.
+- ...-ckpt (`--checkpoint PATH ...`): vis-mae-sdpa and each compiled workload again with activation checkpointing of
+  the blocks under those module paths (`VisMaeForPreTraining.checkpoint_blocks`), e.g. `decoder.stages.2`.
 
 Reported: median ms per step over interleaved rounds after warm-up, images/s, peak GiB on CUDA, ratios against
-the baseline, and GFLOP per training image (forward + backward, `torch.utils.flop_counter`).
+the baseline, GFLOP per training image (forward + backward, `torch.utils.flop_counter`) and, for the uncompiled
+workloads, the activations autograd saves per image (`benchlib.saved_activation_bytes`: a device-independent proxy for
+a training step's activation memory, measured on any machine).
 """
 
 from __future__ import annotations
@@ -28,11 +34,21 @@ import argparse
 import json
 
 import torch
-from benchlib import Workload, flops_per_image, machine_description, measure, modeling_at_revision, print_table, tensor_bytes
+from benchlib import (
+    Workload,
+    flops_per_image,
+    machine_description,
+    measure,
+    modeling_at_revision,
+    print_table,
+    saved_activation_bytes,
+    tensor_bytes,
+)
 from transformers import SwinConfig, SwinForMaskedImageModeling
 
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
 from vis_mae_hf.modeling_vis_mae import random_window_masking
+from vis_mae_hf.pretraining import fused_adamw_supported
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -46,15 +62,6 @@ def simmim_config() -> SwinConfig:
 def make_optimizer(model: torch.nn.Module, device: torch.device, fused: bool) -> torch.optim.Optimizer:
     options = {"fused": True} if fused else {"foreach": True}
     return torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.05, **options)
-
-
-def fused_adamw_available(device: torch.device) -> bool:
-    try:
-        probe = torch.nn.Parameter(torch.zeros(1, device=device))
-        torch.optim.AdamW([probe], fused=True)
-    except (RuntimeError, ValueError):
-        return False
-    return True
 
 
 def training_step(model, optimizer, pixel_values, bool_masked_pos, dtype):
@@ -84,9 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per workload per round")
     parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds over all workloads")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation happens here)")
-    parser.add_argument("--compile", action="store_true", help="add vis-mae-compiled (torch.compile, fullgraph)")
-    parser.add_argument("--compile-mode", default=None, help="torch.compile mode for vis-mae-compiled")
+    parser.add_argument(
+        "--compile", nargs="*", default=[], choices=["sdpa", "eager"], metavar="ATTN",
+        help="add vis-mae-compiled-ATTN (torch.compile, fullgraph) for each attention implementation named",
+    )
+    parser.add_argument("--compile-mode", default=None, help="torch.compile mode for the vis-mae-compiled workloads")
     parser.add_argument("--compile-baseline", action="store_true", help="add simmim-sdpa-compiled for reference")
+    parser.add_argument(
+        "--checkpoint", nargs="*", default=[], metavar="PATH",
+        help="add -ckpt workloads that recompute the blocks under these module paths, e.g. decoder.stages.2",
+    )
     parser.add_argument("--before", default=None, metavar="REV", help="add vis-mae@REV: the model code of a git revision")
     parser.add_argument("--only", nargs="*", default=None, help="workload names to keep (the baseline always runs)")
     parser.add_argument("--json", default=None, help="also write the numbers here")
@@ -96,16 +110,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     options = build_parser().parse_args(argv)
     device, dtype, batch = torch.device(options.device), DTYPES[options.dtype], options.batch_size
-    fused = fused_adamw_available(device)
+    fused = fused_adamw_supported(device)
     torch.manual_seed(0)
     pixel_values = torch.randn(batch, 3, 224, 224, device=device)
     bool_masked_pos = random_window_masking(batch, 56, 56, 4, 0.75, device=device)
 
-    def ours(attn_implementation="sdpa", model_class=VisMaeForPreTraining, config_class=VisMaeConfig):
-        config = config_class()
+    def ours(attn_implementation="sdpa", model_class=VisMaeForPreTraining, checkpoint=False):
+        config = VisMaeConfig()
         config._attn_implementation = attn_implementation
         torch.manual_seed(0)
-        return model_class(config).to(device).train()
+        model = model_class(config).to(device).train()
+        if checkpoint:
+            model.checkpoint_blocks(options.checkpoint)
+        return model
 
     def workload(name, model, fused_optimizer=fused, note=""):
         optimizer = make_optimizer(model, device, fused_optimizer)
@@ -123,16 +140,23 @@ def main(argv: list[str] | None = None) -> None:
         before = ours(model_class=old.VisMaeForPreTraining)
         before.load_state_dict(reference.state_dict())
         workloads.append(workload(f"vis-mae@{options.before}", before, note=f"model code of {options.before}"))
-    if options.compile:
-        compiled = torch.compile(ours(), fullgraph=True, mode=options.compile_mode)
-        workloads.append(workload("vis-mae-compiled", compiled, note=f"torch.compile fullgraph, mode={options.compile_mode}"))
+    uncompiled = {"simmim-sdpa": baseline_model, "vis-mae-sdpa": reference}
+    if options.checkpoint:
+        uncompiled["vis-mae-sdpa-ckpt"] = ours(checkpoint=True)
+        workloads.append(workload("vis-mae-sdpa-ckpt", uncompiled["vis-mae-sdpa-ckpt"], note=f"checkpointing {options.checkpoint}"))
+    for attention in options.compile:
+        for checkpoint in (False, True) if options.checkpoint else (False,):
+            compiled = torch.compile(ours(attention, checkpoint=checkpoint), fullgraph=True, mode=options.compile_mode)
+            note = f"torch.compile fullgraph, mode={options.compile_mode}"
+            name = f"vis-mae-compiled-{attention}" + ("-ckpt" if checkpoint else "")
+            workloads.append(workload(name, compiled, note=note))
     if options.compile_baseline:
         twin = SwinForMaskedImageModeling(simmim_config()).to(device).train()
         workloads.append(workload("simmim-sdpa-compiled", torch.compile(twin), note="torch.compile, breaks allowed"))
     if options.only is not None:
         workloads = [w for w in workloads if w is baseline or w.name in options.only]
 
-    flops = {}
+    flops, saved = {}, {}
     small_pixels, small_mask = pixel_values[:2], bool_masked_pos[:2]
     for name, model in (("simmim-sdpa", baseline_model), ("vis-mae-sdpa", reference)):
         def forward_backward(model=model):
@@ -140,11 +164,19 @@ def main(argv: list[str] | None = None) -> None:
             model.zero_grad(set_to_none=True)
 
         flops[name] = flops_per_image(forward_backward, 2)
+    for name, model in uncompiled.items():
+        def loss(model=model):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                return model(pixel_values=small_pixels, bool_masked_pos=small_mask).loss
+
+        saved[name] = saved_activation_bytes(model, loss) / 2 / 2**20
 
     measure(workloads, device, options.repeats, options.warmup, options.rounds)
     print(f"Machine: {machine_description(device)}")
     print(f"Batch {batch}, 224x224, {options.dtype}, AdamW fused={fused}; medians of {options.rounds} x {options.repeats} steps")
     extra = {name: {"GFLOP / training image": f"{value:.1f}"} for name, value in flops.items()}
+    for name, value in saved.items():
+        extra.setdefault(name, {})["saved activations MiB / image"] = f"{value:.1f}"
     print_table("Pretraining step", workloads, baseline, extra)
     if options.json:
         rows = {
@@ -153,7 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         }
         with open(options.json, "w") as handle:
             json.dump({"machine": machine_description(device), "batch_size": batch, "dtype": options.dtype,
-                       "gflop_per_training_image": flops, "workloads": rows}, handle, indent=1)
+                       "gflop_per_training_image": flops, "saved_activation_mib_per_image": saved,
+                       "workloads": rows}, handle, indent=1)
 
 
 if __name__ == "__main__":

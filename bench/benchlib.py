@@ -133,17 +133,21 @@ def print_table(title: str, workloads: list[Workload], baseline: Workload, extra
 
 
 def modeling_at_revision(revision: str):
-    """The `modeling_vis_mae` module as it was at git `revision`, imported beside the current one (its classes are
-    separate), so a code change can be timed before and after in one process on identical weights."""
-    source = subprocess.run(
-        ["git", "-C", str(REPOSITORY), "show", f"{revision}:vis_mae_hf/modeling_vis_mae.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    """The `modeling_vis_mae` module as it was at git `revision` (or in the file `revision` names, for machines
+    without the git history: `git show REV:vis_mae_hf/modeling_vis_mae.py > file`), imported beside the current one
+    (its classes are separate), so a code change can be timed before and after in one process on identical weights."""
+    if Path(revision).is_file():
+        source = Path(revision).read_text()
+    else:
+        source = subprocess.run(
+            ["git", "-C", str(REPOSITORY), "show", f"{revision}:vis_mae_hf/modeling_vis_mae.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     source = source.replace("from .configuration_vis_mae import", "from vis_mae_hf.configuration_vis_mae import")
     directory = Path(tempfile.mkdtemp(prefix="vis_mae_revision_"))
-    path = directory / f"modeling_vis_mae_{revision.replace('/', '_').replace('~', '_')}.py"
+    path = directory / f"modeling_vis_mae_{Path(revision).stem.replace('.', '_').replace('~', '_')}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
@@ -159,3 +163,24 @@ def flops_per_image(function: Callable[[], object], images: int) -> float:
     with FlopCounterMode(display=False) as counter:
         function()
     return counter.get_total_flops() / images / 1e9
+
+
+def saved_activation_bytes(model: torch.nn.Module, forward: Callable[[], torch.Tensor]) -> int:
+    """Bytes that autograd keeps for the backward pass of `forward()` (which returns the loss): unique storages
+    saved by the recorded operations, parameters excluded. A device-independent proxy for the activation memory of a
+    training step, so memory can be compared where no CUDA allocator statistics exist. Blocks under activation
+    checkpointing save (almost) nothing; the inputs they keep for recomputation are not counted."""
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = forward()
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(saved.values())

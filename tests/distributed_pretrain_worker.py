@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--checkpointing_steps", type=int, default=None)
     parser.add_argument("--resume_from_checkpoint", default=None)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
+    parser.add_argument("--activation_checkpointing", default=None)
     parser.add_argument("--sigkill_after_samples", type=int, default=None, help="SIGKILL itself mid-run, like an OOM killer")
     options = parser.parse_args()
 
@@ -58,6 +59,7 @@ def main() -> None:
         reconstruction_images=1,
         seed=7,
         learning_rate=options.learning_rate,
+        activation_checkpointing=options.activation_checkpointing,
     )
     result = pretrain(args, VisMaeConfig(**tiny_config_kwargs(image_size=64)))
     rank = int(os.environ.get("RANK", "0"))  # set by the launcher; the process group may already be gone

@@ -46,12 +46,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1, check=True, **extra):
+def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1, check=True, env=None, **extra):
     command = [str(WORKER), "--dataset", str(corpus), "--output_dir", str(out / "run"), "--record_dir", str(out / "record"),
                "--batch", str(batch), "--max_steps", str(max_steps)]
     for key, value in extra.items():
         command += [f"--{key}", str(value)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", **(env or {})}
     if processes > 1:
         # What `accelerate launch --multi_gpu` does, on CPU: torch.distributed.run sets RANK/WORLD_SIZE and
         # Accelerate initialises a gloo process group from them.
@@ -114,6 +114,26 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(corpus, tmp
     assert len(json.loads((interrupted / "record/seen_rank0.json").read_text())) == 20
     summary = json.loads((interrupted / "run/training_summary.json").read_text())
     assert summary["global_steps"] == 8
+
+
+def test_memory_and_speed_options_train_the_same_model(corpus, tmp_path):
+    """--activation_checkpointing (recompute the finest stages) and Accelerate's compiler (`accelerate launch
+    --dynamo_backend ... --dynamo_use_fullgraph true`; aot_eager here traces forward and backward without generating
+    kernels) change how a step runs, not what it computes."""
+    weights = {}
+    for name, extra, env in [
+        ("plain", {}, None),
+        ("checkpointed", {"activation_checkpointing": "decoder.stages.2,vis_mae.encoder.stages.0"}, None),
+        ("compiled", {}, {"ACCELERATE_DYNAMO_BACKEND": "AOT_EAGER", "ACCELERATE_DYNAMO_USE_FULLGRAPH": "true"}),
+    ]:
+        run_worker(corpus, tmp_path / name, batch=4, max_steps=3, env=env, **extra)
+        weights[name] = load_file(tmp_path / name / "record/weights_rank0.safetensors")
+    assert weights["plain"].keys() == weights["checkpointed"].keys() == weights["compiled"].keys()
+    for name in ("checkpointed", "compiled"):
+        for key, expected in weights["plain"].items():
+            torch.testing.assert_close(weights[name][key], expected, rtol=1e-4, atol=1e-6, msg=f"{name}: {key}")
+    result = run_worker(corpus, tmp_path / "bad", batch=4, max_steps=1, check=False, activation_checkpointing="decoder.stage.9")
+    assert result.returncode != 0 and "No Swin block lies under ['decoder.stage.9']" in result.stderr
 
 
 def test_a_non_finite_loss_stops_with_the_step_and_a_checkpoint_before_it(corpus, tmp_path):

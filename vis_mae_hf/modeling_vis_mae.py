@@ -618,6 +618,27 @@ class VisMaePreTrainedModel(PreTrainedModel):
     _supports_flash_attn = False
     _supports_flex_attn = False
 
+    def checkpoint_blocks(self, block_paths: list[str]) -> list[str]:
+        """Activation checkpointing for the Swin blocks under the given module paths only (each path a block or any
+        module above blocks, e.g. `"decoder.stages.2"`, the pretraining decoder's finest stage); every other block
+        keeps its activations. Returns the checkpointed blocks' names.
+
+        Every block costs about the same compute (tokens x channels^2 is constant across stages), but activation
+        memory scales with tokens x channels, which halves at each coarser stage: checkpointing the finest stages
+        buys the most memory per recomputed block. `activation_checkpointing_enable()` checkpoints every block."""
+        self.activation_checkpointing_enable()
+        chosen = []
+        for name, module in self.named_modules():
+            if isinstance(module, VisMaeLayer):
+                module.gradient_checkpointing = any(name == path or name.startswith(path + ".") for path in block_paths)
+                if module.gradient_checkpointing:
+                    chosen.append(name)
+        if not chosen:
+            self.activation_checkpointing_disable()
+            blocks = sorted({name.rsplit(".blocks.", 1)[0] for name, m in self.named_modules() if isinstance(m, VisMaeLayer)})
+            raise ValueError(f"No Swin block lies under {block_paths}; stages of this model: {', '.join(blocks)}.")
+        return chosen
+
     def _init_weights(self, module: nn.Module) -> None:
         """The single place where every parameter and buffer gets its value (fresh models, heads added to a
         pretrained body, and non-persistent buffers after loading on the meta device)."""

@@ -91,6 +91,11 @@ class PretrainingArguments:
     mixed_precision: str | None = field(default=None, metadata={"help": "no, fp16 or bf16; default: what `accelerate launch` says."})
     seed: int = 0
     dataloader_num_workers: int = 0
+    activation_checkpointing: str | None = field(
+        default=None,
+        metadata={"help": "Recompute activations in the backward pass to save memory: 'all' blocks, or comma-separated "
+                  "module paths whose blocks are recomputed, e.g. 'decoder.stages.2' (the finest decoder stage)."},
+    )
     checkpointing_steps: int | None = field(default=None, metadata={"help": "Save a resumable checkpoint every N steps."})
     checkpoints_total_limit: int | None = field(default=2, metadata={"help": "Keep only the last N checkpoints."})
     resume_from_checkpoint: str | None = field(default=None, metadata={"help": "'latest' or a checkpoint folder."})
@@ -164,6 +169,10 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
     images = load_pretraining_images(args.dataset, args.modality)
     model = build_model(args, config)
     config = model.config
+    if args.activation_checkpointing == "all":
+        model.activation_checkpointing_enable()
+    elif args.activation_checkpointing:
+        model.checkpoint_blocks([path.strip() for path in args.activation_checkpointing.split(",")])
     processor = VisMaeImageProcessor.for_recipe("pretraining", image_size=args.image_size, num_channels=config.num_channels)
     units_per_side = args.image_size // config.mask_unit_size
     examples = PretrainingExamples(images, processor, units_per_side**2, args.seed, args.horizontal_flip)
@@ -196,6 +205,8 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
         parameter_groups(model, args.weight_decay, args.no_decay_norms_and_biases),
         lr=learning_rate,
         betas=(args.adam_beta1, args.adam_beta2),
+        # One fused kernel per step instead of a chain of multi-tensor ones (Trainer's default `adamw_torch_fused`).
+        fused=fused_adamw_supported(accelerator.device),
     )
     # The scheduler stays outside `prepare`: Accelerate would step it once per process per optimiser step.
     scheduler = warmup_cosine_schedule(optimizer, warmup_steps, total_steps)
@@ -299,7 +310,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        finished = accelerator.unwrap_model(model)
+        finished = accelerator.unwrap_model(model, keep_torch_compile=False)
         finished.save_pretrained(output_dir)
         processor.save_pretrained(output_dir)
         summary = {
@@ -349,7 +360,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
     if args.push_to_hub and accelerator.is_main_process:
         push_pretrained_model(output_dir, args)
     accelerator.end_training()
-    return PretrainingResult(output_dir, accelerator.unwrap_model(model), progress)
+    return PretrainingResult(output_dir, accelerator.unwrap_model(model, keep_torch_compile=False), progress)
 
 
 def save_reconstruction_picture(model, examples: PretrainingExamples, args, path: Path, device) -> None:
@@ -361,6 +372,15 @@ def save_reconstruction_picture(model, examples: PretrainingExamples, args, path
     pixel_values = torch.stack([item["pixel_values"] for item in items]).to(device)
     noise = torch.stack([item["noise"] for item in items]).to(device)
     reconstruction_grid(model, pixel_values, noise, PRETRAINING_MEAN, PRETRAINING_STD).save(path)
+
+
+def fused_adamw_supported(device: torch.device) -> bool:
+    """Whether `torch.optim.AdamW(fused=True)` runs on `device` (CUDA, and CPU in recent torch)."""
+    try:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1, device=device))], fused=True)
+    except (RuntimeError, ValueError):
+        return False
+    return True
 
 
 def check_hub_arguments(args: PretrainingArguments) -> None:
