@@ -11,7 +11,8 @@ Three comparisons, each at batch 1 (latency) and at a large batch (throughput), 
 - segmentation, 320x320: `VisMaeForSemanticSegmentation` (Swin-Unet, depths 2,2,6,2, 2 labels) against
   `UperNetForSemanticSegmentation` with a Swin-T backbone of the same dims (Transformers' Swin segmentation model;
   its UperNet head is heavier than our decoder), and against the bare `SwinModel` encoder at 320 as a floor.
-With `--compile`, our models are also run through `torch.compile(fullgraph=True)`.
+With `--compile`, our models are also run through `torch.compile(fullgraph=True)`; with `--before REV`, the encoder
+comparison also runs `VisMaeModel` from the model code of git revision REV (or a file) on the same weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import argparse
 import json
 
 import torch
-from benchlib import Workload, machine_description, measure, print_table
+from benchlib import Workload, machine_description, measure, modeling_at_revision, print_table
 from transformers import (
     SwinConfig,
     SwinForImageClassification,
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--compile", action="store_true", help="add our models under torch.compile(fullgraph=True)")
+    parser.add_argument("--before", default=None, metavar="REV", help="add the encoder of an earlier revision")
     parser.add_argument("--only", nargs="*", choices=sorted(comparisons()), default=None)
     parser.add_argument("--json", default=None)
     return parser
@@ -119,6 +121,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, build in spec["models"].items():
             torch.manual_seed(0)
             models[name] = build().to(device).eval()
+        if options.before and comparison == "encoder":
+            config = models["vis-mae-model"].config
+            before = modeling_at_revision(options.before).VisMaeModel(config, add_pooling_layer=False)
+            before.load_state_dict(models["vis-mae-model"].state_dict())
+            models[f"vis-mae-model@{options.before}"] = before.to(device).eval()
         if options.compile:
             ours = next(name for name in models if name.startswith("vis-mae"))
             models[f"{ours}-compiled"] = torch.compile(models[ours], fullgraph=True)

@@ -158,18 +158,19 @@ def main(argv: list[str] | None = None) -> None:
 
     flops, saved = {}, {}
     small_pixels, small_mask = pixel_values[:2], bool_masked_pos[:2]
+    small = small_pixels.shape[0]
     for name, model in (("simmim-sdpa", baseline_model), ("vis-mae-sdpa", reference)):
         def forward_backward(model=model):
             model(pixel_values=small_pixels, bool_masked_pos=small_mask).loss.backward()
             model.zero_grad(set_to_none=True)
 
-        flops[name] = flops_per_image(forward_backward, 2)
+        flops[name] = flops_per_image(forward_backward, small)
     for name, model in uncompiled.items():
         def loss(model=model):
             with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 return model(pixel_values=small_pixels, bool_masked_pos=small_mask).loss
 
-        saved[name] = saved_activation_bytes(model, loss) / 2 / 2**20
+        saved[name] = saved_activation_bytes(model, loss) / small / 2**20
 
     measure(workloads, device, options.repeats, options.warmup, options.rounds)
     print(f"Machine: {machine_description(device)}")

@@ -70,6 +70,7 @@ class Workload:
     resident_bytes: Callable[[], int] = lambda: 0
     note: str = ""
     times: list[float] = field(default_factory=list)
+    round_medians: list[float] = field(default_factory=list)
     peak_gib: float | None = None
 
     @property
@@ -88,7 +89,9 @@ def measure(workloads: list[Workload], device: torch.device, repeats: int, warmu
         timed(workload.step, device, repeats=0, warmup=warmup)
     for _ in range(rounds):
         for workload in workloads:
-            workload.times += timed(workload.step, device, repeats=repeats, warmup=0)
+            times = timed(workload.step, device, repeats=repeats, warmup=0)
+            workload.times += times
+            workload.round_medians.append(statistics.median(times))
     for workload in workloads:
         peak = peak_memory(workload.step, device)
         workload.peak_gib = None if peak is None else peak + workload.resident_bytes() / 2**30
@@ -108,11 +111,13 @@ def machine_description(device: torch.device) -> str:
 
 def print_table(title: str, workloads: list[Workload], baseline: Workload, extra: dict[str, dict[str, str]] | None = None):
     """Markdown table: median ms per call, images/s, peak GiB and the ratios against `baseline` (speed: ours/baseline
-    images/s, so > 1 is faster; memory: ours/baseline, so < 1 is leaner)."""
+    images/s, so > 1 is faster; memory: ours/baseline, so < 1 is leaner), with the lowest and highest speed ratio
+    of the single rounds."""
     extra = extra or {}
     extra_columns = sorted({key for values in extra.values() for key in values})
     print(f"\n### {title}\n")
-    header = ["workload", "ms / call", "images/s", "speed vs baseline", "peak GiB", "memory vs baseline", *extra_columns]
+    header = ["workload", "ms / call", "images/s", "speed vs baseline", "per-round speed range", "peak GiB",
+              "memory vs baseline", *extra_columns]
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     for workload in workloads:
@@ -124,7 +129,11 @@ def print_table(title: str, workloads: list[Workload], baseline: Workload, extra
         )
         peak = f"{workload.peak_gib:.2f}" if workload.peak_gib is not None else "n/a"
         name = workload.name + (" (baseline)" if workload is baseline else "")
-        cells = [name, f"{1e3 * workload.seconds:.1f}", f"{workload.images_per_second:.1f}", f"{speed:.2f}x", peak, memory]
+        # The speed ratio within each interleaved round: how far machine noise moves it.
+        per_round = [b / w for b, w in zip(baseline.round_medians, workload.round_medians)]
+        spread = f"{min(per_round):.2f}-{max(per_round):.2f}x" if len(per_round) > 1 else ""
+        cells = [name, f"{1e3 * workload.seconds:.1f}", f"{workload.images_per_second:.1f}", f"{speed:.2f}x", spread,
+                 peak, memory]
         cells += [extra.get(workload.name, {}).get(key, "") for key in extra_columns]
         print("| " + " | ".join(cells) + " |")
     notes = [f"- {w.name}: {w.note}" for w in workloads if w.note]

@@ -16,10 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import numpy as np
 import torch
+from benchlib import peak_memory, timed
 
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
 from vis_mae_hf.modeling_vis_mae import random_window_masking
@@ -37,34 +37,6 @@ def published_style_masking(batch_size: int, units_per_side: int, unit_tokens: i
         grid = unit_mask.reshape(units_per_side, units_per_side)
         masks.append(np.repeat(np.repeat(grid, unit_tokens, axis=0), unit_tokens, axis=1).reshape(-1))
     return torch.from_numpy(np.stack(masks)).to(device, non_blocking=False)
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(function, device, repeats: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        function()
-    synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def peak_memory(function, device) -> float | None:
-    if device.type != "cuda":
-        return None
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats(device)
-    function()
-    synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / 2**30
 
 
 def make_step(model, optimizer, pixel_values, dtype, mask_source):

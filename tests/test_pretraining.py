@@ -118,7 +118,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(corpus, tmp
 
 def test_memory_and_speed_options_train_the_same_model(corpus, tmp_path):
     """--activation_checkpointing (recompute the finest stages) and Accelerate's compiler (`accelerate launch
-    --dynamo_backend ... --dynamo_use_fullgraph true`; aot_eager here traces forward and backward without generating
+    --dynamo_backend ... --dynamo_use_fullgraph`; aot_eager here traces forward and backward without generating
     kernels) change how a step runs, not what it computes."""
     weights = {}
     for name, extra, env in [

@@ -74,6 +74,12 @@ def parse_command(line: str) -> None:
         load_example(script).parse_args(arguments)
     elif script == "docs/make_readme_figures.py":
         load_example(script).parse_arguments(arguments)
+    elif script in ("bench/bench_pretrain.py", "bench/bench_inference.py"):
+        sys.path.insert(0, str(ROOT / "bench"))  # where `python bench/...` finds benchlib
+        try:
+            load_example(script).build_parser().parse_args(arguments)
+        finally:
+            sys.path.remove(str(ROOT / "bench"))
     else:
         raise AssertionError(f"README runs {script}, which tests/test_readme.py does not know how to check")
 
