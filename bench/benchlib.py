@@ -83,12 +83,16 @@ class Workload:
 
 
 def measure(workloads: list[Workload], device: torch.device, repeats: int, warmup: int, rounds: int) -> None:
-    """Warm every workload up, then time them in interleaved rounds (so that drift of the machine, e.g. the CPU clock
-    or other tenants, hits all of them alike); medians over all timed calls. Peak memory last, one workload at a time."""
+    """Warm every workload up, then time them in interleaved rounds with a rotating order (so that drift of the
+    machine, e.g. the CPU clock or other tenants, and the order itself hit all of them alike); medians over all timed
+    calls. Peak memory last, one workload at a time."""
     for workload in workloads:
         timed(workload.step, device, repeats=0, warmup=warmup)
-    for _ in range(rounds):
-        for workload in workloads:
+    for round_index in range(rounds):
+        # Each round starts one workload later: on CPU a step runs slower right after a workload that needed less
+        # memory (the allocator must fetch fresh pages), so a fixed order would favour some workloads.
+        start = round_index % len(workloads)
+        for workload in workloads[start:] + workloads[:start]:
             times = timed(workload.step, device, repeats=repeats, warmup=0)
             workload.times += times
             workload.round_medians.append(statistics.median(times))
