@@ -327,8 +327,9 @@ class VisMaeWindowAttention(nn.Module):
 
         bias = self.relative_position_bias().to(query.dtype).unsqueeze(0)  # (1, heads, tokens, tokens)
         if shift_mask is not None:
-            # The mask differs per window, so the bias is laid out for every window of the batch (as SDPA needs one
-            # attention batch axis); unshifted blocks broadcast the (1, heads, ...) bias instead.
+            # The mask differs per window, so the bias is laid out for every window of the batch (SDPA has one
+            # attention batch axis): batch x windows x heads x tokens^2 values, the price of the copy-free q, k and v.
+            # Unshifted blocks broadcast the (1, heads, ...) bias instead.
             bias = bias + shift_mask.to(query.dtype).unsqueeze(1)  # (windows, heads, tokens, tokens)
             bias = bias.expand(batch_size, -1, -1, -1, -1).reshape(-1, self.num_heads, tokens, tokens)
 
@@ -635,8 +636,10 @@ class VisMaePreTrainedModel(PreTrainedModel):
                     chosen.append(name)
         if not chosen:
             self.activation_checkpointing_disable()
-            blocks = sorted({name.rsplit(".blocks.", 1)[0] for name, m in self.named_modules() if isinstance(m, VisMaeLayer)})
-            raise ValueError(f"No Swin block lies under {block_paths}; stages of this model: {', '.join(blocks)}.")
+            stages = {name.rsplit(".blocks.", 1)[0] for name, m in self.named_modules() if isinstance(m, VisMaeLayer)}
+            raise ValueError(
+                f"No Swin block lies under {block_paths}; stages of this model: {', '.join(sorted(stages))}."
+            )
         return chosen
 
     def _init_weights(self, module: nn.Module) -> None:
