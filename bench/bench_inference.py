@@ -21,7 +21,7 @@ import argparse
 import json
 
 import torch
-from benchlib import Workload, machine_description, measure, modeling_at_revision, print_table
+from benchlib import DTYPES, Workload, machine_description, measure, modeling_at_revision, print_table
 from transformers import (
     SwinConfig,
     SwinForImageClassification,
@@ -31,9 +31,6 @@ from transformers import (
 )
 
 from vis_mae_hf import VisMaeConfig, VisMaeForImageClassification, VisMaeForSemanticSegmentation, VisMaeModel
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
 
 def swin_config(depths: list[int], image_size: int, **kwargs) -> SwinConfig:
     config = SwinConfig(

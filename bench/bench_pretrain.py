@@ -35,6 +35,7 @@ import json
 
 import torch
 from benchlib import (
+    DTYPES,
     Workload,
     flops_per_image,
     machine_description,
@@ -49,9 +50,6 @@ from transformers import SwinConfig, SwinForMaskedImageModeling
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
 from vis_mae_hf.modeling_vis_mae import random_window_masking
 from vis_mae_hf.pretraining import fused_adamw_supported
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-
 
 def simmim_config() -> SwinConfig:
     config = SwinConfig(embed_dim=96, depths=[2, 2, 2, 2], num_heads=[3, 6, 12, 24], window_size=7, image_size=224)

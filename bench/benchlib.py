@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 REPOSITORY = Path(__file__).resolve().parent.parent
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # --dtype of the scripts; bf16 means autocast
 
 
 def synchronize(device: torch.device) -> None:

@@ -10,6 +10,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from pathlib import Path
 
 import pytest
+import torch
 
 OFFICIAL_VECTORS = Path(__file__).parent / "fixtures" / "official_vectors"
 
@@ -19,6 +20,17 @@ def tiny_config_kwargs(**overrides):
     kwargs = dict(embed_dim=16, num_heads=[1, 2, 4, 8], depths=[2, 2, 2, 2], drop_path_rate=0.0)
     kwargs.update(overrides)
     return kwargs
+
+
+def save_tiny_model(folder, model_class, recipe: str, **config_overrides) -> str:
+    """A seeded tiny model at 64 px and the image processor of its recipe, saved as a model folder."""
+    from vis_mae_hf import VisMaeConfig, VisMaeImageProcessor
+
+    torch.manual_seed(0)
+    config = VisMaeConfig(**tiny_config_kwargs(image_size=64, **config_overrides))
+    model_class(config).save_pretrained(folder)
+    VisMaeImageProcessor.for_recipe(recipe, image_size=64, num_channels=config.num_channels).save_pretrained(folder)
+    return str(folder)
 
 
 @pytest.fixture

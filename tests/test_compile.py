@@ -4,6 +4,7 @@ work that the optimisations moved out of the step (the shift mask) really built 
 import pytest
 import torch
 
+from conftest import tiny_config_kwargs
 from vis_mae_hf import (
     VisMaeConfig,
     VisMaeForImageClassification,
@@ -13,7 +14,8 @@ from vis_mae_hf import (
 )
 from vis_mae_hf.modeling_vis_mae import cached_shifted_window_attention_mask
 
-SMALL = {"embed_dim": 16, "num_heads": [1, 2, 4, 8]}
+SMALL = tiny_config_kwargs()
+TRAINING = {**SMALL, "drop_path_rate": 0.1}  # stochastic depth on, as in pretraining, so it is traced too
 
 
 def cases():
@@ -21,16 +23,16 @@ def cases():
     torch.manual_seed(0)
     pixels = torch.randn(2, 3, 224, 224)
     return {
-        "pretraining": (VisMaeForPreTraining(VisMaeConfig(**SMALL)), {"pixel_values": pixels}),
+        "pretraining": (VisMaeForPreTraining(VisMaeConfig(**TRAINING)), {"pixel_values": pixels}),
         "segmentation at 320 (padded windows)": (
-            VisMaeForSemanticSegmentation(VisMaeConfig(**SMALL, depths=[2, 2, 6, 2], num_labels=3)),
+            VisMaeForSemanticSegmentation(VisMaeConfig(**{**TRAINING, "depths": [2, 2, 6, 2]}, num_labels=3)),
             {"pixel_values": torch.randn(2, 3, 320, 320), "labels": torch.randint(0, 3, (2, 320, 320))},
         ),
         "classification": (
-            VisMaeForImageClassification(VisMaeConfig(**SMALL, num_labels=3)),
+            VisMaeForImageClassification(VisMaeConfig(**TRAINING, num_labels=3)),
             {"pixel_values": pixels, "labels": torch.tensor([0, 2])},
         ),
-        "encoder": (VisMaeModel(VisMaeConfig(**SMALL)), {"pixel_values": pixels}),
+        "encoder": (VisMaeModel(VisMaeConfig(**TRAINING)), {"pixel_values": pixels}),
     }
 
 
@@ -46,7 +48,7 @@ def test_fullgraph_compiled_training_step_matches_eager():
     """fullgraph=True turns any graph break into an error; aot_eager traces forward and backward like inductor does
     (without generating kernels, to keep the test fast), so loss and gradients must equal eager's."""
     torch.manual_seed(0)
-    model = VisMaeForPreTraining(VisMaeConfig(**SMALL, drop_path_rate=0.0)).train()
+    model = VisMaeForPreTraining(VisMaeConfig(**SMALL)).train()
     pixels = torch.randn(2, 3, 224, 224)
     mask = model.random_masking(2, 224, 224)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -80,7 +82,8 @@ def test_shift_mask_is_built_once_per_map_size_not_per_step():
 
 
 def test_checkpoint_blocks_recomputes_only_the_blocks_under_the_given_paths():
-    model = VisMaePreTrainingSmall()
+    torch.manual_seed(0)
+    model = VisMaeForPreTraining(VisMaeConfig(**SMALL)).train()
     chosen = model.checkpoint_blocks(["decoder.stages.2", "vis_mae.encoder.stages.0"])
     assert chosen == [
         "vis_mae.encoder.stages.0.blocks.0",
@@ -99,7 +102,3 @@ def test_checkpoint_blocks_recomputes_only_the_blocks_under_the_given_paths():
         model.checkpoint_blocks(["encoder.stages.0"])  # the path lacks the `vis_mae.` prefix
     assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
 
-
-def VisMaePreTrainingSmall():
-    torch.manual_seed(0)
-    return VisMaeForPreTraining(VisMaeConfig(**SMALL)).train()

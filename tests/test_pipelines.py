@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
-from conftest import tiny_config_kwargs
+from conftest import save_tiny_model, tiny_config_kwargs
 from vis_mae_hf import (
     VisMaeConfig,
     VisMaeForImageClassification,
@@ -22,23 +22,15 @@ SEGMENTATION_LABELS = {0: "background", 1: "grey matter", 2: "white matter"}
 CLASSIFICATION_LABELS = {0: "normal", 1: "effusion", 2: "nodule"}
 
 
-def save_model(folder, model_class, recipe, **config_overrides):
-    torch.manual_seed(0)
-    config = VisMaeConfig(**tiny_config_kwargs(image_size=64, **config_overrides))
-    model_class(config).save_pretrained(folder)
-    VisMaeImageProcessor.for_recipe(recipe, image_size=64, num_channels=config.num_channels).save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def segmentation_model(tmp_path_factory):
     folder = tmp_path_factory.mktemp("segmentation")
-    return save_model(folder, VisMaeForSemanticSegmentation, "segmentation", id2label=SEGMENTATION_LABELS)
+    return save_tiny_model(folder, VisMaeForSemanticSegmentation, "segmentation", id2label=SEGMENTATION_LABELS)
 
 
 @pytest.fixture(scope="module")
 def classification_model(tmp_path_factory):
-    return save_model(
+    return save_tiny_model(
         tmp_path_factory.mktemp("classification"),
         VisMaeForImageClassification,
         "classification",
@@ -93,7 +85,7 @@ def segments_by_label(results) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("num_channels", [3, 1])
 def test_segmentation_pipeline_on_grey_and_rgb_images(tmp_path, num_channels):
-    model = save_model(
+    model = save_tiny_model(
         tmp_path / "model",
         VisMaeForSemanticSegmentation,
         "segmentation",
@@ -146,7 +138,7 @@ def test_classification_pipeline_on_grey_and_rgb_images(classification_model):
 
 
 def test_feature_extraction_pipeline_gives_encoder_tokens_and_pooled_features(tmp_path):
-    folder = save_model(tmp_path / "encoder", VisMaeModel, "pretraining")
+    folder = save_tiny_model(tmp_path / "encoder", VisMaeModel, "pretraining")
     extractor = pipeline("image-feature-extraction", model=folder)
     model = extractor.model
     hidden_size = model.config.hidden_size  # 16 * 2**3

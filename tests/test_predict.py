@@ -20,7 +20,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from conftest import tiny_config_kwargs
+from conftest import save_tiny_model, tiny_config_kwargs
 from vis_mae_hf import (
     VisMaeConfig,
     VisMaeForImageClassification,
@@ -54,24 +54,16 @@ def pydicom_file(name: str) -> Path:
     return Path(path)
 
 
-def save_model(folder: Path, model_class, recipe: str, **config_overrides) -> str:
-    torch.manual_seed(0)
-    config = VisMaeConfig(**tiny_config_kwargs(image_size=64, **config_overrides))
-    model_class(config).save_pretrained(folder)
-    VisMaeImageProcessor.for_recipe(recipe, image_size=64).save_pretrained(folder)
-    return str(folder)
-
-
 @pytest.fixture(scope="module")
 def segmentation_model(tmp_path_factory):
-    return save_model(
+    return save_tiny_model(
         tmp_path_factory.mktemp("segmentation"), VisMaeForSemanticSegmentation, "segmentation", id2label=TISSUE_LABELS
     )
 
 
 @pytest.fixture(scope="module")
 def classification_model(tmp_path_factory):
-    return save_model(
+    return save_tiny_model(
         tmp_path_factory.mktemp("classification"),
         VisMaeForImageClassification,
         "classification",
@@ -511,7 +503,7 @@ def test_unknown_window_name_is_a_usage_error(tmp_path, capsys, segmentation_mod
 
 
 def test_checkpoint_without_a_task_head_is_refused(tmp_path, capsys):
-    folder = save_model(tmp_path / "pretrained", VisMaeForPreTraining, "pretraining")
+    folder = save_tiny_model(tmp_path / "pretrained", VisMaeForPreTraining, "pretraining")
     status, _, err = predict(capsys, folder, pydicom_file("CT_small.dcm"), "--output", tmp_path / "o")
     assert status == 1
     assert "holds a VisMaeForPreTraining checkpoint" in err and "Traceback" not in err
