@@ -21,7 +21,14 @@ import argparse
 import json
 
 import torch
-from benchlib import DTYPES, Workload, machine_description, measure, modeling_at_revision, print_table
+from benchlib import (
+    DTYPES,
+    Workload,
+    machine_description,
+    measure,
+    modeling_at_revision,
+    print_table,
+)
 from transformers import (
     SwinConfig,
     SwinForImageClassification,
@@ -30,7 +37,13 @@ from transformers import (
     UperNetForSemanticSegmentation,
 )
 
-from vis_mae_hf import VisMaeConfig, VisMaeForImageClassification, VisMaeForSemanticSegmentation, VisMaeModel
+from vis_mae_hf import (
+    VisMaeConfig,
+    VisMaeForImageClassification,
+    VisMaeForSemanticSegmentation,
+    VisMaeModel,
+)
+
 
 def swin_config(depths: list[int], image_size: int, **kwargs) -> SwinConfig:
     config = SwinConfig(

@@ -48,8 +48,9 @@ from benchlib import (
 from transformers import SwinConfig, SwinForMaskedImageModeling
 
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
+from vis_mae_hf.app.pretraining.loop import fused_adamw_supported
 from vis_mae_hf.modeling_vis_mae import random_window_masking
-from vis_mae_hf.pretraining import fused_adamw_supported
+
 
 def simmim_config() -> SwinConfig:
     config = SwinConfig(embed_dim=96, depths=[2, 2, 2, 2], num_heads=[3, 6, 12, 24], window_size=7, image_size=224)

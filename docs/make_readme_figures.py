@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pydicom.data import get_testdata_file
 
-from vis_mae_hf.cli import main as vis_mae_main
+from vis_mae_hf.app.cli import main as vis_mae_main
 from vis_mae_hf.inference.inputs import output_stem
 
 DOCS = Path(__file__).resolve().parent

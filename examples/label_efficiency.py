@@ -12,13 +12,13 @@ write one CSV row per run, plot the metric against the fraction of labels (mean 
 Re-running the same command resumes: runs already in <results_dir>/results.csv are skipped. `--plot_only` redraws
 the plot. Every option of the fine-tuning scripts (schedule, --max_steps, --image_size, ...) applies to each run;
 their --init, --fold, --label_fraction, --seed and --output_dir are set by the grid. The work is done by
-`vis_mae_hf.finetuning.label_efficiency.run_label_efficiency`.
+`vis_mae_hf.app.sweep.run_label_efficiency`.
 """
 
 from transformers import HfArgumentParser
 
-from vis_mae_hf.finetuning.label_efficiency import LabelEfficiencyArguments, run_label_efficiency
-from vis_mae_hf.finetuning.training import FinetuningArguments
+from vis_mae_hf.app.finetuning.training import FinetuningArguments
+from vis_mae_hf.app.sweep import LabelEfficiencyArguments, run_label_efficiency
 
 
 def main() -> None:

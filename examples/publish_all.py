@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 
-from vis_mae_hf.hub.release import (
+from vis_mae_hf.app.release import (
     ReleaseError,
     corpus_modality_counts,
     plan_release,

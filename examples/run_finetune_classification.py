@@ -7,12 +7,12 @@
 
 Published recipe with --dataset (50 epochs, warmup 10, batch 48, input 224, plain [0, 1] pixels); a short demo
 schedule without. Reports ROC-AUC and PR-AUC (scikit-learn) on the validation fold. All options: --help. The work is
-done by `vis_mae_hf.finetuning.training.run_finetuning`.
+done by `vis_mae_hf.app.finetuning.training.run_finetuning`.
 """
 
 from transformers import HfArgumentParser
 
-from vis_mae_hf.finetuning.training import FinetuningArguments, run_finetuning
+from vis_mae_hf.app.finetuning.training import FinetuningArguments, run_finetuning
 
 
 def main() -> None:

@@ -8,12 +8,12 @@
 
 Published recipe with --dataset (150 epochs, warmup 40, batch 32, input 320, AdamW 1e-3 (0.9, 0.95), wd 0.05,
 loss 0.4 CE + 0.6 Dice); a short demo schedule without. All options: --help. The work is done by
-`vis_mae_hf.finetuning.training.run_finetuning`.
+`vis_mae_hf.app.finetuning.training.run_finetuning`.
 """
 
 from transformers import HfArgumentParser
 
-from vis_mae_hf.finetuning.training import FinetuningArguments, run_finetuning
+from vis_mae_hf.app.finetuning.training import FinetuningArguments, run_finetuning
 
 
 def main() -> None:

@@ -24,12 +24,13 @@ def tiny_config_kwargs(**overrides):
 
 def save_tiny_model(folder, model_class, recipe: str, **config_overrides) -> str:
     """A seeded tiny model at 64 px and the image processor of its recipe, saved as a model folder."""
-    from vis_mae_hf import VisMaeConfig, VisMaeImageProcessor
+    from vis_mae_hf import VisMaeConfig
+    from vis_mae_hf.recipes import get_recipe
 
     torch.manual_seed(0)
     config = VisMaeConfig(**tiny_config_kwargs(image_size=64, **config_overrides))
     model_class(config).save_pretrained(folder)
-    VisMaeImageProcessor.for_recipe(recipe, image_size=64, num_channels=config.num_channels).save_pretrained(folder)
+    get_recipe(recipe).image_processor(64, num_channels=config.num_channels).save_pretrained(folder)
     return str(folder)
 
 

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_config_kwargs  # noqa: E402
 
 from vis_mae_hf import VisMaeConfig  # noqa: E402
-from vis_mae_hf.pretraining import PretrainingArguments, pretrain  # noqa: E402
-from vis_mae_hf.training import sampler  # noqa: E402
+from vis_mae_hf.app.pretraining import sampler  # noqa: E402
+from vis_mae_hf.app.pretraining.loop import PretrainingArguments, pretrain  # noqa: E402
 
 
 def main() -> None:

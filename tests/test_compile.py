@@ -3,8 +3,8 @@ work that the optimisations moved out of the step (the shift mask) really built 
 
 import pytest
 import torch
-
 from conftest import tiny_config_kwargs
+
 from vis_mae_hf import (
     VisMaeConfig,
     VisMaeForImageClassification,

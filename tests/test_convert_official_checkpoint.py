@@ -6,15 +6,15 @@ import sys
 
 import pytest
 import torch
+from conftest import OFFICIAL_VECTORS
 from safetensors.torch import save_file
 
-from conftest import OFFICIAL_VECTORS
-from vis_mae_hf.convert_official_checkpoint import (
+from vis_mae_hf.modeling_vis_mae import relative_position_index
+from vis_mae_hf.weights.published import (
     ConversionError,
     convert_state_dict,
     load_published_checkpoint,
 )
-from vis_mae_hf.modeling_vis_mae import relative_position_index
 
 
 def full_size_state_dict(name: str) -> dict[str, torch.Tensor]:
@@ -112,7 +112,7 @@ def test_command_line_exits_non_zero_and_names_the_key(tmp_path):
     path = tmp_path / "bad.safetensors"
     save_file(state_dict, str(path))
     result = subprocess.run(
-        [sys.executable, "-m", "vis_mae_hf.convert_official_checkpoint", "--checkpoint", str(path), "--output", str(tmp_path / "o")],
+        [sys.executable, "-m", "vis_mae_hf.app", "convert", "--checkpoint", str(path), "--output", str(tmp_path / "o")],
         capture_output=True, text=True,
     )
     assert result.returncode != 0

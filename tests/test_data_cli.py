@@ -8,9 +8,9 @@ import pytest
 from test_data_sources_2d import make_knee_tree
 from test_data_support import noise_image, save_png
 
-from vis_mae_hf.cli import main
+from vis_mae_hf.app.cli import main
+from vis_mae_hf.app.cli.data import parse_options
 from vis_mae_hf.data import load_converted
-from vis_mae_hf.data.cli import parse_options
 
 
 def test_convert_command_writes_dataset_and_summary(tmp_path, capsys):

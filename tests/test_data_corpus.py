@@ -12,7 +12,12 @@ import pytest
 from pydicom.data import get_testdata_file
 from test_data_support import noise_image, pet_series, save_nifti, save_png
 
-from vis_mae_hf.data.corpus import build_corpus, iter_input_files, load_corpus, read_corpus_summary
+from vis_mae_hf.data.corpus import (
+    build_corpus,
+    iter_input_files,
+    load_corpus,
+    read_corpus_summary,
+)
 from vis_mae_hf.data.modality_preprocessing import letterbox, modality_from_path
 
 
@@ -149,5 +154,5 @@ def test_letterbox_keeps_aspect_ratio():
 def test_summary_file_is_valid_json_with_options(mixed_folder, tmp_path):
     build_corpus([mixed_folder / "MRI"], tmp_path / "out", progress=False)
     summary = json.loads((tmp_path / "out" / "corpus_summary.json").read_text())
-    assert summary["options"]["preprocessing"]["ct_window"] == "abdomen"
+    assert summary["options"]["preprocessing"]["window"] == "abdomen"
     assert summary["shards"] == ["shard-00000.parquet"]

@@ -6,7 +6,14 @@ import json
 
 import numpy as np
 import pytest
-from test_data_support import check_converted, ct_volume_and_labels, noise_image, pet_series, save_nifti, save_png
+from test_data_support import (
+    check_converted,
+    ct_volume_and_labels,
+    noise_image,
+    pet_series,
+    save_nifti,
+    save_png,
+)
 
 from vis_mae_hf.data import convert, load_converted
 from vis_mae_hf.data.volumes import display_slice, through_plane_axis

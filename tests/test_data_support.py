@@ -13,7 +13,11 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from vis_mae_hf.data.folds import LABEL_FRACTIONS, fraction_cutoff, select_training_subset
+from vis_mae_hf.data.folds import (
+    LABEL_FRACTIONS,
+    fraction_cutoff,
+    select_training_subset,
+)
 
 
 def save_png(path: Path, pixels: np.ndarray) -> Path:
@@ -74,7 +78,8 @@ def check_converted(
     n_folds: int = 5,
 ) -> None:
     """What every converted set must satisfy (features, counts, ids, masks, folds, nested fractions)."""
-    from datasets import ClassLabel, Image as ImageFeature, List
+    from datasets import ClassLabel, List
+    from datasets import Image as ImageFeature
 
     assert set(dataset_dict) == set(rows), f"splits {set(dataset_dict)} != {set(rows)}"
     for split, dataset in dataset_dict.items():

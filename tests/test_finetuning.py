@@ -7,9 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vis_mae_hf.finetuning.data import prepare_finetuning_data
-from vis_mae_hf.finetuning.initialization import Initialization, build_finetuning_model
-from vis_mae_hf.finetuning.training import FinetuningArguments, format_metrics_table, run_finetuning
+from vis_mae_hf.app.finetuning.data import prepare_finetuning_data
+from vis_mae_hf.app.finetuning.initialization import (
+    Initialization,
+    build_finetuning_model,
+)
+from vis_mae_hf.app.finetuning.training import (
+    FinetuningArguments,
+    format_metrics_table,
+    run_finetuning,
+)
 
 TINY_OVERRIDES = json.dumps({"embed_dim": 16, "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0})
 SEGMENTATION_NAMES = ["background", "bright", "brightest"]

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from vis_mae_hf.finetuning.augmentation import (
+from vis_mae_hf.app.finetuning.augmentation import (
     ClassificationAugmentation,
     SegmentationAugmentation,
     affine_matrix,

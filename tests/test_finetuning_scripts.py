@@ -59,7 +59,10 @@ def test_classification_script_runs_on_the_demo_and_says_it_is_a_plumbing_demo(t
 
 def test_demo_classification_flips_half_of_every_fold_and_labels_exactly_those(demo_cache):
     from vis_mae_hf.data.demo import load_demo_segmentation
-    from vis_mae_hf.finetuning.demo_tasks import DEMO_CLASSIFICATION_LABELS, load_demo_classification
+    from vis_mae_hf.data.demo_classification import (
+        DEMO_CLASSIFICATION_LABELS,
+        load_demo_classification,
+    )
 
     slices = load_demo_segmentation()["train"]
     labelled = load_demo_classification()["train"]
@@ -89,8 +92,12 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
     from PIL import Image
     from transformers import HfArgumentParser
 
-    from vis_mae_hf.finetuning.label_efficiency import LabelEfficiencyArguments, read_results, run_label_efficiency
-    from vis_mae_hf.finetuning.training import FinetuningArguments
+    from vis_mae_hf.app.finetuning.training import FinetuningArguments
+    from vis_mae_hf.app.sweep import (
+        LabelEfficiencyArguments,
+        read_results,
+        run_label_efficiency,
+    )
 
     checkpoint = tiny_pretraining_checkpoint(tmp_path / "pretrained")
     # 5 % and 10 % of the demo's training slices: 7 and 13 slices (nested), whatever --max_steps trains on them.

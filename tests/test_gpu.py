@@ -2,12 +2,12 @@
 
 import pytest
 import torch
+from conftest import OFFICIAL_VECTORS
 from safetensors.torch import load_file
 
-from conftest import OFFICIAL_VECTORS
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining, VisMaeForSemanticSegmentation
-from vis_mae_hf.convert_official_checkpoint import convert_state_dict
 from vis_mae_hf.modeling_vis_mae import random_window_masking
+from vis_mae_hf.weights.published import convert_state_dict
 
 pytestmark = [
     pytest.mark.gpu,

@@ -8,13 +8,19 @@ import re
 import numpy as np
 import pytest
 import torch
+import transformers
+from conftest import tiny_config_kwargs
 from huggingface_hub import ModelCard
 from PIL import Image
 
-import transformers
 import vis_mae_hf
-from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining, VisMaeForSemanticSegmentation, VisMaeImageProcessor
-from vis_mae_hf.cli import main as cli_main
+from vis_mae_hf import (
+    VisMaeConfig,
+    VisMaeForPreTraining,
+    VisMaeForSemanticSegmentation,
+    VisMaeImageProcessor,
+)
+from vis_mae_hf.app.cli import main as cli_main
 from vis_mae_hf.hub import (
     CONFIG_AUTO_MAP,
     IMAGE_PROCESSOR_AUTO_MAP,
@@ -28,8 +34,7 @@ from vis_mae_hf.hub import (
 )
 from vis_mae_hf.hub.card import default_template_path
 from vis_mae_hf.image_processing_vis_mae import apply_window
-
-from conftest import tiny_config_kwargs
+from vis_mae_hf.recipes import get_recipe
 
 IMAGE_SIZE = 64
 
@@ -57,7 +62,7 @@ def make_run(directory, modality="mr", seed=0, summary=None, processor=True, rec
     model = VisMaeForPreTraining(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE)))
     model.save_pretrained(directory)
     if processor:
-        VisMaeImageProcessor.for_recipe("pretraining", image_size=IMAGE_SIZE).save_pretrained(directory)
+        get_recipe("pretraining").image_processor(IMAGE_SIZE).save_pretrained(directory)
     (directory / "training_summary.json").write_text(json.dumps(summary or training_summary(modality)))
     if reconstruction:
         Image.fromarray(np.arange(64 * 48, dtype=np.uint32).reshape(48, 64).astype(np.uint8)).save(

@@ -11,17 +11,16 @@ from pathlib import Path
 
 import pytest
 from huggingface_hub import ModelCard
+from test_hub_push import FakeHub
 
-from vis_mae_hf.hub import VARIANTS, validate_repository
-from vis_mae_hf.hub.release import (
+from vis_mae_hf.app.release import (
     ReleaseError,
     corpus_modality_counts,
     plan_release,
     plan_release_from_runs,
     release_variants,
 )
-
-from test_hub_push import FakeHub
+from vis_mae_hf.hub import VARIANTS, validate_repository
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "publish_all.py"
 TINY_TRAINING = ["--max-steps", "1", "--per-device-train-batch-size", "2", "--image-size", "64",
@@ -75,6 +74,7 @@ def test_publish_all_on_the_demo_corpus_produces_six_valid_repositories(release)
 def test_demo_mr_weights_carry_the_mni152_notice(tmp_path, demo_cache):
     # the built-in demo corpus: the card calls the weights demo weights and keeps the notices of its images
     from test_hub_export import make_run, training_summary
+
     from vis_mae_hf.hub import export_repository
 
     run = make_run(tmp_path / "run", summary=training_summary("mr", dataset="built-in demo corpus"))

@@ -11,11 +11,18 @@ import os
 
 import pytest
 import torch
-from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi, constants
+import transformers
+from huggingface_hub import (
+    CommitInfo,
+    CommitOperationAdd,
+    CommitOperationDelete,
+    HfApi,
+    constants,
+)
 from huggingface_hub.errors import RepositoryNotFoundError
 from PIL import Image
+from test_hub_export import make_run
 
-import transformers
 from vis_mae_hf import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
@@ -23,11 +30,13 @@ from vis_mae_hf import (
     VisMaeImageProcessor,
     VisMaeModel,
 )
-from vis_mae_hf.cli import main as cli_main
+from vis_mae_hf.app.cli import main as cli_main
 from vis_mae_hf.hub import RepositoryValidationError, export_repository, push_repository
-from vis_mae_hf.hub.remote_loading import auto_class_outputs, probe_image, remote_code_loading_problems
-
-from test_hub_export import make_run
+from vis_mae_hf.hub.remote_loading import (
+    auto_class_outputs,
+    probe_image,
+    remote_code_loading_problems,
+)
 
 REPO_ID = "org/vis-mae-mr"
 

@@ -17,11 +17,10 @@ from vis_mae_hf.image_processing_vis_mae import (
     VisMaeImageProcessor,
     VisMaeImageProcessorPil,
     apply_window,
-    recipe_processor_kwargs,
     resolve_window,
     scale_min_max,
 )
-
+from vis_mae_hf.recipes import get_recipe
 
 BACKENDS = [VisMaeImageProcessor, VisMaeImageProcessorPil]
 
@@ -94,21 +93,24 @@ def test_scale_min_max():
 
 
 def test_recipes():
-    segmentation = VisMaeImageProcessor.for_recipe("segmentation")
+    segmentation = get_recipe("segmentation").image_processor()
     assert segmentation.normalization == "min_max" and (segmentation.size.height, segmentation.size.width) == (320, 320)
-    assert VisMaeImageProcessorPil.for_recipe("segmentation", image_size=256).size.height == 256
-    classification = VisMaeImageProcessor.for_recipe("classification")
+    pil = get_recipe("segmentation").image_processor(256, pil=True)
+    assert isinstance(pil, VisMaeImageProcessorPil) and pil.size.height == 256
+    classification = get_recipe("classification").image_processor()
     assert classification.normalization == "none" and classification.size.height == 224
-    pretraining = VisMaeImageProcessor.for_recipe("pretraining")
+    pretraining = get_recipe("pretraining").image_processor()
     assert pretraining.normalization == "pretraining" and pretraining.num_channels == 3
     assert VisMaeImageProcessor().normalization == "pretraining"  # defaults = the pretrained checkpoints
-    ct = VisMaeImageProcessor.for_recipe("segmentation", hounsfield_window="btcv_unetr")
+    ct = get_recipe("segmentation").image_processor(hounsfield_window="btcv_unetr")
     assert ct.hounsfield_window == "btcv_unetr"
-    kwargs = recipe_processor_kwargs("classification", image_size=128)
+    kwargs = get_recipe("classification").processor_kwargs(128)
     kwargs["size"]["height"] = 1  # a fresh dict each call
-    assert recipe_processor_kwargs("classification")["size"] == {"height": 224, "width": 224}
+    assert get_recipe("classification").processor_kwargs()["size"] == {"height": 224, "width": 224}
+    assert get_recipe("multilabel") is get_recipe("classification")
+    assert get_recipe("segmentation", demo=True).image_size == 96
     with pytest.raises(ValueError, match=r"Unknown VIS-MAE recipe 'detection'"):
-        recipe_processor_kwargs("detection")
+        get_recipe("detection")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -372,7 +374,7 @@ def test_bad_masks_are_refused(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("recipe", ["pretraining", "segmentation", "classification"])
 def test_save_load_round_trip(tmp_path, backend, recipe):
-    processor = backend.for_recipe(recipe, image_size=96, hounsfield_window=(350, 50))
+    processor = get_recipe(recipe).image_processor(96, pil=backend is VisMaeImageProcessorPil, hounsfield_window=(350, 50))
     processor.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
     assert saved["normalization"] == processor.normalization
@@ -442,7 +444,7 @@ def test_auto_image_processor_picks_the_backend(tmp_path):
 
     import vis_mae_hf  # noqa: F401  (registers the VIS-MAE classes)
 
-    VisMaeImageProcessor.for_recipe("segmentation").save_pretrained(tmp_path)
+    get_recipe("segmentation").image_processor().save_pretrained(tmp_path)
     # torchvision is not a dependency, so the default backend resolves to PIL; asking for it gives the torch class.
     assert isinstance(AutoImageProcessor.from_pretrained(tmp_path, backend="pil"), VisMaeImageProcessorPil)
     loaded = AutoImageProcessor.from_pretrained(tmp_path, backend="torchvision")
@@ -459,7 +461,7 @@ def test_image_segmentation_pipeline_returns_masks_at_the_original_size(tiny_con
     config = tiny_config(num_labels=3, id2label=labels, label2id={name: i for i, name in labels.items()})
     torch.manual_seed(0)
     model = VisMaeForSemanticSegmentation(config).eval()
-    processor = backend.for_recipe("segmentation", image_size=64)
+    processor = get_recipe("segmentation").image_processor(64, pil=backend is VisMaeImageProcessorPil)
     segmenter = pipeline("image-segmentation", model=model, image_processor=processor)
     image = Image.fromarray((smooth_image(50, 70) * 255).astype(np.uint8))
     results = segmenter(image)

@@ -1,7 +1,6 @@
 """Loading DICOM / NIfTI / 2-D image files, on the real files shipped in pydicom, pydicom-data and nibabel."""
 
 import random
-import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -14,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from vis_mae_hf.medical_io import (
+from vis_mae_hf.medical import (
     MedicalImageError,
     MedicalImageNotFoundError,
     MissingDicomDecoderError,
@@ -27,7 +26,6 @@ from vis_mae_hf.medical_io import (
     modality_of,
     save_mask_like,
 )
-
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 from sklearn.preprocessing import label_binarize
 from transformers import EvalPrediction
 

@@ -6,11 +6,15 @@ import sys
 
 import pytest
 import torch
+from conftest import OFFICIAL_VECTORS
 from safetensors.torch import load_file
 
-from conftest import OFFICIAL_VECTORS
-from vis_mae_hf import VisMaeForImageClassification, VisMaeForPreTraining, VisMaeForSemanticSegmentation
-from vis_mae_hf.convert_official_checkpoint import convert_checkpoint
+from vis_mae_hf import (
+    VisMaeForImageClassification,
+    VisMaeForPreTraining,
+    VisMaeForSemanticSegmentation,
+)
+from vis_mae_hf.weights.published import convert_checkpoint
 
 
 def assert_close_to_reference(actual: torch.Tensor, reference: torch.Tensor, what: str):
@@ -91,7 +95,7 @@ def test_architecture_is_read_off_the_weights(converted):
 def test_command_line_converts_and_reports(tmp_path):
     result = subprocess.run(
         [
-            sys.executable, "-m", "vis_mae_hf.convert_official_checkpoint",
+            sys.executable, "-m", "vis_mae_hf.app", "convert",
             "--checkpoint", str(OFFICIAL_VECTORS / "classification_weights.safetensors"),
             "--task", "classification", "--output", str(tmp_path / "out"),
         ],

@@ -6,12 +6,11 @@ import logging
 import numpy as np
 import pytest
 import torch
+from conftest import save_tiny_model
 from PIL import Image
 from transformers import pipeline
 
-from conftest import save_tiny_model, tiny_config_kwargs
 from vis_mae_hf import (
-    VisMaeConfig,
     VisMaeForImageClassification,
     VisMaeForSemanticSegmentation,
     VisMaeImageProcessor,

@@ -6,8 +6,8 @@ whose answer is known (class 1 where the input is bright), so a transposed or fl
 """
 
 import json
-import re
 import random
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -15,12 +15,12 @@ import numpy as np
 import pydicom
 import pytest
 import torch
+from conftest import save_tiny_model, tiny_config_kwargs
 from PIL import Image
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 from transformers.modeling_outputs import SemanticSegmenterOutput
 
-from conftest import save_tiny_model, tiny_config_kwargs
 from vis_mae_hf import (
     VisMaeConfig,
     VisMaeForImageClassification,
@@ -30,17 +30,21 @@ from vis_mae_hf import (
     load_medical_image,
     load_medical_volume,
 )
-from vis_mae_hf.cli import main as vis_mae_main
-from vis_mae_hf.medical_io import AXIAL_AXIS, display_slice
-from vis_mae_hf.inference import TASK_SEGMENTATION, VisMaePredictor, ras_plane_from_display
+from vis_mae_hf.app.cli import main as vis_mae_main
+from vis_mae_hf.inference import TASK_SEGMENTATION, VisMaePredictor
 from vis_mae_hf.inference.inputs import (
     image_window,
     load_volume_in_unit_range,
     output_stem,
-    parse_window,
 )
 from vis_mae_hf.inference.outputs import predicted_label
 from vis_mae_hf.inference.overlay import OVERLAY_ALPHA, label_colour
+from vis_mae_hf.medical.orientation import (
+    AXIAL_AXIS,
+    display_slice,
+    ras_plane_from_display,
+)
+from vis_mae_hf.medical.windows import parse_window
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 TISSUE_LABELS = {0: "background", 1: "grey matter", 2: "white matter", 3: "other brain"}

@@ -14,16 +14,16 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from vis_mae_hf.image_processing_vis_mae import VisMaeImageProcessor
-from vis_mae_hf.training.checkpointing import TrainingProgress, completed_checkpoints, resolve_resume_checkpoint
-from vis_mae_hf.training.pretraining_data import (
-    PretrainingDataError,
-    PretrainingExamples,
-    check_readable,
-    load_pretraining_images,
+from vis_mae_hf.app.pretraining.checkpoints import (
+    TrainingProgress,
+    completed_checkpoints,
+    resolve_resume_checkpoint,
 )
-from vis_mae_hf.training.sampler import EpochShardSampler
-from vis_mae_hf.training.schedule import warmup_cosine_factor
+from vis_mae_hf.app.pretraining.examples import PretrainingExamples, check_readable
+from vis_mae_hf.app.pretraining.sampler import EpochShardSampler
+from vis_mae_hf.app.pretraining.schedule import warmup_cosine_factor
+from vis_mae_hf.data.loading import PretrainingDataError, load_pretraining_images
+from vis_mae_hf.recipes import get_recipe
 
 WORKER = Path(__file__).parent / "distributed_pretrain_worker.py"
 NUM_IMAGES = 24
@@ -174,7 +174,7 @@ def test_schedule_warms_up_linearly_then_decays_to_zero_on_a_half_cosine():
 
 def test_examples_are_a_function_of_seed_epoch_and_index(corpus):
     images = load_pretraining_images(corpus)
-    processor = VisMaeImageProcessor.for_recipe("pretraining", image_size=64)
+    processor = get_recipe("pretraining").image_processor(64)
     examples = PretrainingExamples(images, processor, num_mask_units=16, seed=3)
     a, b = examples[(0, 5)], examples[(0, 5)]
     assert torch.equal(a["pixel_values"], b["pixel_values"]) and torch.equal(a["noise"], b["noise"])
@@ -197,7 +197,7 @@ def test_modality_filter_and_bad_datasets_fail_before_training(corpus, tmp_path)
     (junk / "notes.txt").write_text("not an image")
     with pytest.raises(PretrainingDataError, match="neither a corpus"):
         load_pretraining_images(junk)
-    with pytest.raises(PretrainingDataError, match="--modality 'brain' is not one of generic, ct, mr, pet, xray, us"):
+    with pytest.raises(PretrainingDataError, match="--modality: Unknown modality 'brain': expected one of generic, ct, mr, pet, xray, us"):
         load_pretraining_images(corpus, "brain")
 
 
@@ -207,7 +207,7 @@ def test_an_unreadable_first_image_is_reported_by_name(tmp_path):
     (broken / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     with pytest.raises(PretrainingDataError) as error:
         images = load_pretraining_images(broken)
-        check_readable(PretrainingExamples(images, VisMaeImageProcessor.for_recipe("pretraining"), 196, 0), str(broken))
+        check_readable(PretrainingExamples(images, get_recipe("pretraining").image_processor(), 196, 0), str(broken))
     assert str(broken) in str(error.value)
 
 
@@ -222,11 +222,11 @@ def test_resume_latest_needs_a_complete_checkpoint(tmp_path):
 
 
 def test_push_to_hub_is_checked_before_training_and_pushes_the_finished_run(corpus, tmp_path, monkeypatch):
+    from conftest import tiny_config_kwargs
     from test_hub_push import FakeHub
 
-    from conftest import tiny_config_kwargs
     from vis_mae_hf import VisMaeConfig
-    from vis_mae_hf.pretraining import PretrainingArguments, run_pretraining
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments, run_pretraining
 
     arguments = dict(output_dir=str(tmp_path / "run"), dataset=str(corpus), image_size=64, max_steps=1,
                      per_device_train_batch_size=4, warmup_steps=0, reconstruction_images=1, push_to_hub=True)
@@ -242,7 +242,7 @@ def test_push_to_hub_is_checked_before_training_and_pushes_the_finished_run(corp
 
 
 def test_defaults_are_the_published_recipe_with_a_dataset_and_a_short_demo_without():
-    from vis_mae_hf.pretraining import PretrainingArguments
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments
 
     published = PretrainingArguments(dataset="corpus").resolved()
     assert (published.num_train_epochs, published.warmup_epochs, published.per_device_train_batch_size,

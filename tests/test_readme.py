@@ -45,29 +45,23 @@ def parse_command(line: str) -> None:
     if words[:2] == ["accelerate", "launch"]:
         words = ["python"] + words[2:]
     if words[0] == "vis-mae":
-        from vis_mae_hf.cli import build_parser
+        from vis_mae_hf.app.cli import build_parser
 
         build_parser().parse_args(words[1:])
         return
     assert words[0] == "python", line
-    if words[1] == "-m":
-        assert words[2] == "vis_mae_hf.convert_official_checkpoint", line
-        from vis_mae_hf.convert_official_checkpoint import build_parser
-
-        build_parser().parse_args(words[3:])
-        return
     script, arguments = words[1], words[2:]
     if script == "examples/run_pretrain.py":
-        from vis_mae_hf.pretraining import PretrainingArguments
+        from vis_mae_hf.app.pretraining.loop import PretrainingArguments
 
         HfArgumentParser(PretrainingArguments).parse_args_into_dataclasses(args=arguments)
     elif script in ("examples/run_finetune_segmentation.py", "examples/run_finetune_classification.py"):
-        from vis_mae_hf.finetuning.training import FinetuningArguments
+        from vis_mae_hf.app.finetuning.training import FinetuningArguments
 
         HfArgumentParser(FinetuningArguments).parse_args_into_dataclasses(args=arguments)
     elif script == "examples/label_efficiency.py":
-        from vis_mae_hf.finetuning.label_efficiency import LabelEfficiencyArguments
-        from vis_mae_hf.finetuning.training import FinetuningArguments
+        from vis_mae_hf.app.finetuning.training import FinetuningArguments
+        from vis_mae_hf.app.sweep import LabelEfficiencyArguments
 
         HfArgumentParser((LabelEfficiencyArguments, FinetuningArguments)).parse_args_into_dataclasses(args=arguments)
     elif script == "examples/publish_all.py":

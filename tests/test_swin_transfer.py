@@ -5,7 +5,11 @@ import torch
 from transformers import SwinConfig, SwinForImageClassification, SwinModel
 
 from vis_mae_hf import VisMaeForImageClassification, VisMaeForSemanticSegmentation
-from vis_mae_hf.swin_transfer import transfer_swin_weights, vis_mae_config_from_swin, vis_mae_from_swin
+from vis_mae_hf.weights.swin import (
+    transfer_swin_weights,
+    vis_mae_config_from_swin,
+    vis_mae_from_swin,
+)
 
 
 def tiny_swin(depths=(2, 2, 2, 2), image_size=224, seed=0, **kwargs):

@@ -2,7 +2,11 @@
 
 import torch
 
-from vis_mae_hf import VisMaeForImageClassification, VisMaeForPreTraining, VisMaeForSemanticSegmentation
+from vis_mae_hf import (
+    VisMaeForImageClassification,
+    VisMaeForPreTraining,
+    VisMaeForSemanticSegmentation,
+)
 from vis_mae_hf.modeling_vis_mae import relative_position_index
 
 

@@ -14,6 +14,9 @@ from transformers import (
 )
 
 from .configuration_vis_mae import VisMaeConfig
+from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
+from .inference import VisMaePredictor
+from .medical import load_medical_image, load_medical_volume
 from .modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
@@ -21,9 +24,6 @@ from .modeling_vis_mae import (
     VisMaeModel,
     VisMaePreTrainedModel,
 )
-from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
-from .medical_io import load_medical_image, load_medical_volume
-from .inference import VisMaePredictor
 
 __version__ = "0.1.0"
 

@@ -31,10 +31,13 @@ import torch.nn.functional as F
 from PIL import Image
 from transformers.image_processing_backends import PilBackend
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
-from transformers.image_utils import ChannelDimension, PILImageResampling, SizeDict, infer_channel_dimension_format
+from transformers.image_utils import (
+    ChannelDimension,
+    PILImageResampling,
+    SizeDict,
+    infer_channel_dimension_format,
+)
 from transformers.processing_utils import ImagesKwargs, Unpack
-from transformers.utils import TensorType
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # CT intensity windows
@@ -140,7 +143,7 @@ def scale_min_max(values: Any) -> "np.ndarray | torch.Tensor":
 
 
 # --------------------------------------------------------------------------------------------------------------------
-# Published recipes
+# Normalisations (which one a checkpoint was trained with: `vis_mae_hf.recipes`)
 # --------------------------------------------------------------------------------------------------------------------
 
 PRETRAINING_MEAN = 0.223
@@ -148,44 +151,6 @@ PRETRAINING_STD = 0.202
 """Pretraining normalised [0, 1] pixels with one scalar mean/std, the same on every channel."""
 
 NORMALIZATIONS = ("pretraining", "min_max", "none", "mean_std")
-
-RECIPE_PROCESSOR_KWARGS: dict[str, dict[str, Any]] = {
-    # Masked-autoencoder pretraining: 224 px, scalar mean 0.223 / std 0.202.
-    "pretraining": {"size": {"height": 224, "width": 224}, "normalization": "pretraining"},
-    # Segmentation fine-tuning: 320 px by default, each image scaled min-max to [0, 1].
-    "segmentation": {"size": {"height": 320, "width": 320}, "normalization": "min_max"},
-    # Classification fine-tuning: 224 px, plain [0, 1] pixels.
-    "classification": {"size": {"height": 224, "width": 224}, "normalization": "none"},
-}
-
-
-def recipe_processor_kwargs(recipe: str, image_size: int | None = None) -> dict[str, Any]:
-    """Processor keyword arguments reproducing the input of one published VIS-MAE recipe.
-
-    Args:
-        recipe: "pretraining", "segmentation" or "classification".
-        image_size: square input size overriding the recipe's default (224, or 320 for segmentation).
-
-    Returns:
-        A new dict (safe to modify) for `VisMaeImageProcessor(**kwargs)` or `VisMaeImageProcessorPil(**kwargs)`.
-    """
-    if recipe not in RECIPE_PROCESSOR_KWARGS:
-        raise ValueError(f"Unknown VIS-MAE recipe {recipe!r}: expected one of {', '.join(RECIPE_PROCESSOR_KWARGS)}.")
-    kwargs = {
-        "do_resize": True,
-        "resample": PILImageResampling.BILINEAR,
-        "do_rescale": True,
-        "do_normalize": True,
-        "num_channels": 3,  # the published models take 3 channels; grey images are repeated
-        "hounsfield_window": None,
-    }
-    for key, value in RECIPE_PROCESSOR_KWARGS[recipe].items():
-        kwargs[key] = dict(value) if isinstance(value, dict) else value  # a copy: callers may edit the result
-    if image_size is not None:
-        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size <= 0:
-            raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
-        kwargs["size"] = {"height": image_size, "width": image_size}
-    return kwargs
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -334,19 +299,6 @@ class _VisMaeImageProcessingMixin:
     image_std = None
     num_channels = 3
     hounsfield_window = None
-
-    @classmethod
-    def for_recipe(cls, recipe: str, image_size: int | None = None, **overrides):
-        """The processor of a published recipe: `VisMaeImageProcessor.for_recipe("segmentation", image_size=320)`.
-
-        Args:
-            recipe: "pretraining", "segmentation" or "classification" (see `recipe_processor_kwargs`).
-            image_size: square input size overriding the recipe default.
-            overrides: any other processor argument, e.g. `hounsfield_window="btcv_transunet"`.
-        """
-        kwargs = recipe_processor_kwargs(recipe, image_size=image_size)
-        kwargs.update(overrides)
-        return cls(**kwargs)
 
     # ---------------------------------------------------------------- settings
 
@@ -778,12 +730,10 @@ __all__ = [
     "NORMALIZATIONS",
     "PRETRAINING_MEAN",
     "PRETRAINING_STD",
-    "RECIPE_PROCESSOR_KWARGS",
     "VisMaeImageProcessor",
     "VisMaeImageProcessorPil",
     "apply_window",
     "pil_image_to_array",
-    "recipe_processor_kwargs",
     "resolve_window",
     "scale_min_max",
 ]

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .features import TASK_SEGMENTATION, TASKS, build_features
+from ..vocabulary import DATASET_TASKS, SEGMENTATION
+from .features import build_features
 from .folds import NOT_IN_CROSS_VALIDATION, FoldAssignment, assign_patient_folds
 from .summary import format_summary, summarize_dataset_dict
 
@@ -154,8 +155,8 @@ def convert_source(
     and format, it is reused as is. Output is written to a temporary sibling and moved into place at the end, so an
     interrupted run never leaves a half-written dataset that looks finished.
     """
-    if converter.task not in TASKS:
-        raise ValueError(f"{type(converter).__name__}.task must be one of {TASKS}, got {converter.task!r}.")
+    if converter.task not in DATASET_TASKS:
+        raise ValueError(f"{type(converter).__name__}.task must be one of {DATASET_TASKS}, got {converter.task!r}.")
     if output_format not in ("arrow", "parquet"):
         raise ValueError(f"output_format must be 'arrow' or 'parquet', got {output_format!r}.")
     source_dir = Path(source_dir).expanduser().resolve()
@@ -227,7 +228,7 @@ def convert_source(
             task=converter.task,
             label_names=label_names,
             mask_labels={str(i): name for i, name in enumerate(label_names)}
-            if converter.task == TASK_SEGMENTATION
+            if converter.task == SEGMENTATION
             else None,
             homepage=converter.homepage,
             license=converter.license,
@@ -262,7 +263,11 @@ def _existing_conversion(output_dir: Path) -> dict | None:
 def _build_splits(converter, cases, source_dir, features, assignment, cache_dir, num_proc, progress):
     from datasets import DatasetDict
     from datasets.exceptions import DatasetGenerationError
-    from datasets.utils.tqdm import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+    from datasets.utils.tqdm import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
 
     splits = {}
     bars_were_disabled = are_progress_bars_disabled()

@@ -34,7 +34,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .modality_preprocessing import MODALITIES, ModalityPreprocessing, SkippedFile, normalize_modality
+from ..vocabulary import IMAGING_MODALITIES, imaging_modality, selected_modalities
+from .modality_preprocessing import ModalityPreprocessing, SkippedFile
 
 CORPUS_SUMMARY_FILE = "corpus_summary.json"
 CORPUS_OPTIONS_FILE = "corpus_options.json"
@@ -93,8 +94,8 @@ def iter_input_files(
 
     Hidden entries (starting with ".") and the `exclude` folders (e.g. the output inside an input) are skipped.
     """
-    hints = {Path(path).resolve(): normalize_modality(modality) for path, modality in (modality_hints or {}).items()}
-    default_modality = normalize_modality(default_modality)
+    hints = {Path(path).resolve(): imaging_modality(modality) for path, modality in (modality_hints or {}).items()}
+    default_modality = None if default_modality is None else imaging_modality(default_modality)
     excluded = {Path(path).resolve() for path in exclude}
     for root in inputs:
         root = Path(root).resolve()
@@ -402,8 +403,8 @@ def _summarize(sidecars: list[dict], options: dict) -> dict:
                 skipped.append(entry)
     return {
         "images": sum(images.values()),
-        "images_by_modality": {modality: images.get(modality, 0) for modality in MODALITIES},
-        "files_by_modality": {modality: files.get(modality, 0) for modality in MODALITIES},
+        "images_by_modality": {modality: images.get(modality, 0) for modality in IMAGING_MODALITIES},
+        "files_by_modality": {modality: files.get(modality, 0) for modality in IMAGING_MODALITIES},
         "files_seen": sum(sidecar["files"] for sidecar in sidecars),
         "files_skipped": sum(categories.values()),
         "skipped_by_category": dict(categories),
@@ -418,7 +419,7 @@ def _summarize(sidecars: list[dict], options: dict) -> dict:
 def format_corpus_summary(summary: dict) -> str:
     by_modality = ", ".join(
         f"{modality}: {summary['images_by_modality'][modality]} images / {summary['files_by_modality'][modality]} files"
-        for modality in MODALITIES
+        for modality in IMAGING_MODALITIES
     )
     lines = [
         f"corpus: {summary['images']} images from {summary['files_seen']} files in {len(summary['shards'])} shard(s)",
@@ -454,7 +455,8 @@ def load_corpus(corpus_dir: str | Path, modality: str = "generic", *, streaming:
     shards = [str(corpus_dir / name) for name in summary["shards"]]
     if not shards:
         raise ValueError(f"{corpus_dir} holds no images (every input file was skipped; see {CORPUS_SUMMARY_FILE}).")
-    wanted = None if modality.strip().lower() == "generic" else normalize_modality(modality)
+    selection = selected_modalities(modality)
+    wanted = None if selection is None else selection[0]
     if wanted is not None and summary["images_by_modality"].get(wanted, 0) == 0:
         raise ValueError(
             f"The corpus in {corpus_dir} has no {wanted} images (it has {summary['images_by_modality']})."

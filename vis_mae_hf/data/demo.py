@@ -30,8 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..vocabulary import SEGMENTATION
 from .conversion import Case, SourceConverter, convert_source, load_converted
-from .features import TASK_SEGMENTATION, encode_grey_image, encode_mask
+from .features import encode_grey_image, encode_mask
 from .folds import FoldAssignment, contiguous_slab_folds
 
 # Bumped whenever the demo content or its preprocessing changes, so an old cache is not reused.
@@ -114,7 +115,7 @@ def _write_notice(directory: Path) -> None:
 
 def synthetic_pet_files(directory: Path) -> list[Path]:
     """The demo's synthetic FDG-PET slices (see `synthetic_pet`), written once into `directory`."""
-    from ..medical_io import load_medical_volume
+    from ..medical import load_medical_volume
     from .synthetic_pet import VOXEL_MM, synthetic_fdg_activity, write_pet_series
 
     existing = sorted(directory.glob("pet_*.dcm"))
@@ -203,7 +204,7 @@ def load_demo_corpus(*, streaming: bool = False, progress: bool = False):
 @functools.lru_cache(maxsize=1)
 def mni152_tissue_volumes() -> tuple[np.ndarray, np.ndarray]:
     """(T1 in [0, 1], tissue labels 0..3), both (X, Y, Z) in RAS, from the MNI152 files shipped with nilearn."""
-    from ..medical_io import load_medical_volume
+    from ..medical import load_medical_volume
 
     t1, _ = load_medical_volume(_mni152_file("t1"))
     grey, _ = load_medical_volume(_mni152_file("gm"))
@@ -221,7 +222,7 @@ class MNI152TissueConverter(SourceConverter):
     """The demo segmentation set as a converter, so it shares folds, writing and caching with the real sets."""
 
     name = "mni152_tissue"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "http://www.bic.mni.mcgill.ca/ServicesAtlases/ICBM152NLin2009"
     license = MNI152_NOTICE
     citation = "Fonov V et al. NeuroImage 2011;54(1):313-327. Collins DL et al. 1999."

@@ -19,10 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-TASK_SEGMENTATION = "segmentation"
-TASK_CLASSIFICATION = "classification"
-TASK_MULTILABEL = "multilabel"
-TASKS = (TASK_SEGMENTATION, TASK_CLASSIFICATION, TASK_MULTILABEL)
+from ..vocabulary import CLASSIFICATION, DATASET_TASKS, MULTILABEL, SEGMENTATION
 
 
 def build_features(
@@ -44,14 +41,14 @@ def build_features(
     from datasets import ClassLabel, Features, Image, List, Value
 
     columns: dict = {"image": Image()}
-    if task == TASK_SEGMENTATION:
+    if task == SEGMENTATION:
         columns["mask"] = Image()
-    elif task == TASK_CLASSIFICATION:
+    elif task == CLASSIFICATION:
         columns["label"] = ClassLabel(names=list(label_names))
-    elif task == TASK_MULTILABEL:
+    elif task == MULTILABEL:
         columns["labels"] = List(ClassLabel(names=list(label_names)))
     else:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+        raise ValueError(f"task must be one of {DATASET_TASKS}, got {task!r}.")
     columns.update(
         {
             "case_id": Value("string"),

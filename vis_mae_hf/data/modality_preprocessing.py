@@ -4,9 +4,9 @@ Decoding, modality transforms, header windows and MONOCHROME1 inversion are `med
 decides, per modality, which window or normalisation to ask for and what to do after:
 
 - CT: the file's own header window (WindowCenter/WindowWidth or VOI LUT: the view the scanner or technologist
-  chose for that series: lung for a chest CT, brain for a head CT), else `ct_window` (default "abdomen",
+  chose for that series: lung for a chest CT, brain for a head CT), else `window` (default "abdomen",
   W400/L40: the downstream CT tasks are abdominal, and it shows every soft tissue). NIfTI CT has no usable window
-  in its header: `ct_window`.
+  in its header: `window`.
 - MR, PET: [0.5, 99.5] percentiles -> [0, 1] (no physical scale shared between scanners; percentiles resist the few
   very bright voxels of fat, vessels or bladder that would squash min-max); per image for 2-D files, per volume
   for NIfTI volumes.
@@ -31,22 +31,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
-MODALITIES = ("CT", "MR", "PET", "XRAY", "US")
+from ..vocabulary import CT, IMAGING_MODALITIES, MR, PET, US, XRAY
+
 # Folder-name words that name a modality. "PT" and "MRI"-like abbreviations of patient ids are deliberately not
 # here: "pt_017" is a patient, not PET.
 _FOLDER_WORDS = {
-    "ct": "CT",
-    "mr": "MR",
-    "mri": "MR",
-    "pet": "PET",
-    "xray": "XRAY",
-    "x-ray": "XRAY",
-    "cr": "XRAY",
-    "dx": "XRAY",
-    "radiograph": "XRAY",
-    "radiographs": "XRAY",
-    "us": "US",
-    "ultrasound": "US",
+    "ct": CT,
+    "mr": MR,
+    "mri": MR,
+    "pet": PET,
+    "xray": XRAY,
+    "x-ray": XRAY,
+    "cr": XRAY,
+    "dx": XRAY,
+    "radiograph": XRAY,
+    "radiographs": XRAY,
+    "us": US,
+    "ultrasound": US,
 }
 
 
@@ -69,27 +70,16 @@ class ModalityPreprocessing:
     """The choices above, as options (recorded in the corpus summary).
 
     Attributes:
-        ct_window: window for CT without a header window (and for all NIfTI CT): preset name or (width, level).
+        window: window for CT without a header window (and for all NIfTI CT): preset name or (width, level).
         percentiles: low/high percentiles mapped to 0/1 for MR, PET and header-less XRAY.
         max_images_per_file: most frames/slices taken from one multi-frame file or volume (None: all).
         skip_constant: drop frames/slices with a single intensity (empty padding, air-only slices).
     """
 
-    ct_window: str | tuple[float, float] = "abdomen"
+    window: str | tuple[float, float] = "abdomen"
     percentiles: tuple[float, float] = (0.5, 99.5)
     max_images_per_file: int | None = 16
     skip_constant: bool = True
-
-
-def normalize_modality(name: str | None) -> str | None:
-    if name is None:
-        return None
-    upper = name.strip().upper().replace("-", "")
-    aliases = {"MRI": "MR", "PT": "PET", "CR": "XRAY", "DX": "XRAY", "XR": "XRAY"}
-    upper = aliases.get(upper, upper)
-    if upper not in MODALITIES:
-        raise ValueError(f"Unknown modality {name!r}; expected one of {MODALITIES}.")
-    return upper
 
 
 def modality_from_path(path: Path) -> str | None:
@@ -142,9 +132,13 @@ def _read_dicom_header(path: Path):
 
 
 def _load_dicom_frame(path: Path, modality: str, frame: int | None, options: ModalityPreprocessing) -> np.ndarray:
-    from ..medical_io import MedicalImageError, UnreadableMedicalImageError, load_medical_image
+    from ..medical import (
+        MedicalImageError,
+        UnreadableMedicalImageError,
+        load_medical_image,
+    )
 
-    if modality in ("CT", "XRAY"):
+    if modality in (CT, XRAY):
         try:
             image = load_medical_image(path, window="header", frame=frame)
             return to_grey(image)
@@ -154,11 +148,11 @@ def _load_dicom_frame(path: Path, modality: str, frame: int | None, options: Mod
             if "window='header'" not in str(error):
                 raise
         # No window in the header.
-        if modality == "CT":
-            return to_grey(load_medical_image(path, window=options.ct_window, frame=frame))
+        if modality == CT:
+            return to_grey(load_medical_image(path, window=options.window, frame=frame))
         return percentile_rescale(to_grey(load_medical_image(path, frame=frame)), options.percentiles)
     image = to_grey(load_medical_image(path, frame=frame))
-    if modality in ("MR", "PET"):
+    if modality in (MR, PET):
         return percentile_rescale(image, options.percentiles)
     return image  # US: as stored
 
@@ -167,14 +161,14 @@ def read_dicom_images(
     path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
 ) -> tuple[str, list[tuple[int, np.ndarray]]]:
     """(modality, [(frame index or -1, [0, 1] grey image)]) of one DICOM file."""
-    from ..medical_io import MedicalImageError, modality_of
+    from ..medical import MedicalImageError, modality_of
 
     header = _read_dicom_header(path)
     modality = modality_of(header)
     if modality is None:
         raw = str(header.get("Modality", "") or "none").strip() or "none"
         if modality_hint is None:
-            raise SkippedFile(f"DICOM modality {raw!r} is not one of {MODALITIES}", SkippedFile.MODALITY_NOT_USED)
+            raise SkippedFile(f"DICOM modality {raw!r} is not one of {IMAGING_MODALITIES}", SkippedFile.MODALITY_NOT_USED)
         modality = modality_hint
     try:
         n_frames = max(int(header.get("NumberOfFrames", 1) or 1), 1)
@@ -198,16 +192,22 @@ def read_volume_images(
     path: Path, modality: str, options: ModalityPreprocessing
 ) -> list[tuple[int, np.ndarray]]:
     """[(axial slice index, [0, 1] grey image)] of a NIfTI file or a DICOM series folder, normalised per volume."""
-    from ..medical_io import MedicalImageError, load_medical_volume
-    from .volumes import AXIAL, display_slice, min_max_unit_range, percentile_unit_range, window_unit_range
+    from ..medical import MedicalImageError, load_medical_volume
+    from .volumes import (
+        AXIAL,
+        display_slice,
+        min_max_unit_range,
+        percentile_unit_range,
+        window_unit_range,
+    )
 
     try:
         volume, _ = load_medical_volume(path)
     except MedicalImageError as error:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
-    if modality == "CT":
-        scaled = window_unit_range(volume, options.ct_window)
-    elif modality in ("MR", "PET"):
+    if modality == CT:
+        scaled = window_unit_range(volume, options.window)
+    elif modality in (MR, PET):
         scaled = percentile_unit_range(volume, *options.percentiles)
     else:
         scaled = min_max_unit_range(volume)
@@ -224,7 +224,7 @@ def read_volume_images(
 
 def read_raster_image(path: Path) -> list[tuple[int, np.ndarray]]:
     """[(-1, [0, 1] grey image)] of a PNG/JPEG/TIFF/BMP: 8-bit kept as is, 16-bit/float min-max (medical_io)."""
-    from ..medical_io import MedicalImageError, count_frames, load_medical_image
+    from ..medical import MedicalImageError, count_frames, load_medical_image
 
     try:
         n_frames = count_frames(path)
@@ -244,7 +244,7 @@ def read_images(
 
     Raises `SkippedFile` with the reason when the file gives no image.
     """
-    from ..medical_io import file_kind
+    from ..medical import file_kind
 
     kind = file_kind(path)
     if kind == "dicom":

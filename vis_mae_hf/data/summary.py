@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 from PIL import Image as PILImage
 
-from .features import TASK_CLASSIFICATION, TASK_MULTILABEL, TASK_SEGMENTATION
+from ..vocabulary import CLASSIFICATION, MULTILABEL, SEGMENTATION
 from .folds import fold_statistics
 
 
@@ -34,10 +34,10 @@ def summarize_dataset_dict(dataset_dict, *, task: str, label_names: list[str], n
 
 
 def _class_balance(table, task: str, label_names: list[str]) -> dict:
-    if task == TASK_CLASSIFICATION:
+    if task == CLASSIFICATION:
         counts = Counter(table.column("label").to_pylist())
         return {name: counts.get(index, 0) for index, name in enumerate(label_names)}
-    if task == TASK_MULTILABEL:
+    if task == MULTILABEL:
         counts: Counter = Counter()
         no_label = 0
         for labels in table.column("labels").to_pylist():
@@ -46,7 +46,7 @@ def _class_balance(table, task: str, label_names: list[str]) -> dict:
         balance = {name: counts.get(index, 0) for index, name in enumerate(label_names)}
         balance["(no label)"] = no_label
         return balance
-    if task == TASK_SEGMENTATION:
+    if task == SEGMENTATION:
         # Rows in which each mask value occurs: which organs the slices cover, without decoding any image.
         present: Counter = Counter()
         for chunk in table.column("mask").chunks:
@@ -61,7 +61,7 @@ def _class_balance(table, task: str, label_names: list[str]) -> dict:
 
 def format_summary(summary: dict) -> str:
     """A short human-readable table of `summarize_dataset_dict`'s result."""
-    balance_title = "slices containing" if summary["task"] == TASK_SEGMENTATION else "class balance"
+    balance_title = "slices containing" if summary["task"] == SEGMENTATION else "class balance"
     lines = []
     for split, entry in summary["splits"].items():
         lines.append(f"{split}: {entry['rows']} rows, {entry['patients']} patients")

@@ -47,9 +47,13 @@ def synthetic_fdg_activity(grey: np.ndarray, white: np.ndarray, brain: np.ndarra
 def write_pet_series(activity: np.ndarray, folder: Path, slice_indices: list[int], origin_ras: np.ndarray) -> list[Path]:
     """Write axial slices of a RAS activity volume as a PET DICOM series (LPS patient coordinates)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage, generate_uid
+    from pydicom.uid import (
+        ExplicitVRLittleEndian,
+        PositronEmissionTomographyImageStorage,
+        generate_uid,
+    )
 
-    from ..medical_io import AXIAL_AXIS, display_slice
+    from ..medical.orientation import AXIAL_AXIS, display_slice
 
     folder.mkdir(parents=True, exist_ok=True)
     slope = float(activity.max()) / 65535.0 or 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..medical_io import AXIAL_AXIS, display_slice  # noqa: F401  (re-exported: one implementation)
+from ..medical.orientation import AXIAL_AXIS, display_slice  # noqa: F401  (re-exported: one implementation)
 
 AXIAL = AXIAL_AXIS
 
@@ -65,7 +65,7 @@ def min_max_unit_range(volume: np.ndarray) -> np.ndarray:
 
 def load_image_and_mask(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(image volume float32, mask volume int16, affine) from two files that must share their voxel grid."""
-    from ..medical_io import load_medical_volume
+    from ..medical import load_medical_volume
 
     image, affine = load_medical_volume(image_path)
     mask, mask_affine = load_medical_volume(mask_path)

@@ -8,13 +8,15 @@ Command line: `vis-mae hub export`, `vis-mae hub validate`, `vis-mae hub push`.
 """
 
 from .card import CardInputs, CardTemplateError, render_model_card
-from .cli import register_cli
 from .export import ExportError, export_repository
 from .push import export_and_push, push_repository, repository_files
-from .release import ReleaseError, plan_release, plan_release_from_runs, release_variants
 from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, REMOTE_CODE_FILES
 from .summaries import SummaryError, load_evaluation_summary, load_training_summary
-from .validation import RepositoryValidationError, require_valid_repository, validate_repository
+from .validation import (
+    RepositoryValidationError,
+    require_valid_repository,
+    validate_repository,
+)
 from .variants import VARIANTS, HubVariant, get_variant
 
 __all__ = [
@@ -26,7 +28,6 @@ __all__ = [
     "CardTemplateError",
     "ExportError",
     "HubVariant",
-    "ReleaseError",
     "RepositoryValidationError",
     "SummaryError",
     "export_and_push",
@@ -34,11 +35,7 @@ __all__ = [
     "get_variant",
     "load_evaluation_summary",
     "load_training_summary",
-    "plan_release",
-    "plan_release_from_runs",
     "push_repository",
-    "register_cli",
-    "release_variants",
     "render_model_card",
     "repository_files",
     "require_valid_repository",

@@ -18,7 +18,11 @@ from string import Template
 
 from huggingface_hub import EvalResult, ModelCard
 
-from ..image_processing_vis_mae import CT_WINDOW_PRESETS, PRETRAINING_MEAN, PRETRAINING_STD
+from ..image_processing_vis_mae import (
+    CT_WINDOW_PRESETS,
+    PRETRAINING_MEAN,
+    PRETRAINING_STD,
+)
 from .variants import PAPER_EPOCHS, PAPER_TOTAL_IMAGES, VARIANTS, HubVariant
 
 TEMPLATE_NOTE = re.compile(r"<!-- template-note.*?-->\n?", re.DOTALL)
@@ -447,7 +451,7 @@ def _training_procedure(inputs: CardInputs) -> str:
     if inputs.converted_from:
         lines.append(
             f"These weights were converted from `{inputs.converted_from}`, a checkpoint written by the published "
-            "VIS-MAE pretraining code, with `vis_mae_hf.convert_official_checkpoint` (every published key mapped, "
+            "VIS-MAE pretraining code, with `vis_mae_hf.weights.published` (every published key mapped, "
             "none left over)."
         )
     if inputs.base_model:

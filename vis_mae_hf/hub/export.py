@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
-from ..convert_official_checkpoint import convert_checkpoint
-from ..image_processing_vis_mae import VisMaeImageProcessor, recipe_processor_kwargs
+from ..image_processing_vis_mae import VisMaeImageProcessor
 from ..modeling_vis_mae import VisMaeForPreTraining
+from ..recipes import get_recipe
+from ..vocabulary import PRETRAINING
+from ..weights.published import convert_checkpoint
 from .card import CardInputs, render_model_card
 from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, write_remote_code
 from .summaries import load_evaluation_summary, load_training_summary
@@ -102,7 +104,7 @@ def exported_image_processor(
         settings.pop("image_processor_type", None)
     else:
         height, width = model.config.image_height_width
-        settings = recipe_processor_kwargs("pretraining")
+        settings = get_recipe(PRETRAINING).processor_kwargs()
         settings.update(size={"height": height, "width": width}, num_channels=model.config.num_channels)
     if hounsfield_window is None:
         hounsfield_window = settings.get("hounsfield_window") or variant.default_hounsfield_window
@@ -212,7 +214,7 @@ def export_repository(
         converted_from = None
         if model_path.is_file():
             model_dir = staging / "converted"
-            convert_checkpoint(model_path, "pretraining", model_dir)
+            convert_checkpoint(model_path, PRETRAINING, model_dir)
             converted_from = model_path.name
         else:
             model_dir = model_path

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..vocabulary import selected_modalities
+
 
 @dataclass(frozen=True)
 class HubVariant:
@@ -30,7 +32,6 @@ class HubVariant:
         name: the variant id, also the pretraining `modality` value ("mr").
         title: the published model name ("VIS-MAE-MR").
         modality_description: what the images are, in words, for the model card.
-        corpus_modalities: the corpus modality keys its pretraining images may have; None means any (Generic).
         modality_tags: Hub tags naming the modality.
         paper_images: how many images the paper pretrained this variant on, in words (for comparison in the card).
         paper_image_count: the same number alone, for tables.
@@ -40,11 +41,15 @@ class HubVariant:
     name: str
     title: str
     modality_description: str
-    corpus_modalities: tuple[str, ...] | None
     modality_tags: tuple[str, ...]
     paper_images: str
     paper_image_count: str
     default_hounsfield_window: str | None = None
+
+    @property
+    def corpus_modalities(self) -> tuple[str, ...] | None:
+        """The corpus modality groups its pretraining images may have; None means any (Generic)."""
+        return selected_modalities(self.name)
 
     @property
     def default_repo_name(self) -> str:
@@ -58,7 +63,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="generic",
             title="VIS-MAE-Generic",
             modality_description="CT, MR, PET, X-ray and ultrasound together",
-            corpus_modalities=None,
             modality_tags=("ct", "mri", "pet", "x-ray", "ultrasound"),
             paper_images="2,486,425 images of all five modalities",
             paper_image_count="2,486,425",
@@ -67,7 +71,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="ct",
             title="VIS-MAE-CT",
             modality_description="computed tomography (CT)",
-            corpus_modalities=("CT",),
             modality_tags=("ct",),
             paper_images="about 0.57 M CT images",
             paper_image_count="0.57 M",
@@ -77,7 +80,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="mr",
             title="VIS-MAE-MR",
             modality_description="magnetic resonance imaging (MR)",
-            corpus_modalities=("MR",),
             modality_tags=("mri",),
             paper_images="about 1.20 M MR images",
             paper_image_count="1.20 M",
@@ -86,7 +88,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="pet",
             title="VIS-MAE-PET",
             modality_description="positron emission tomography (PET, PET/CT)",
-            corpus_modalities=("PET",),
             modality_tags=("pet",),
             paper_images="about 66 k PET/CT images",
             paper_image_count="66 k",
@@ -95,7 +96,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="xray",
             title="VIS-MAE-XRAY",
             modality_description="radiography (X-ray)",
-            corpus_modalities=("XRAY",),
             modality_tags=("x-ray",),
             paper_images="about 0.44 M X-ray images",
             paper_image_count="0.44 M",
@@ -104,7 +104,6 @@ VARIANTS: dict[str, HubVariant] = {
             name="us",
             title="VIS-MAE-US",
             modality_description="ultrasound (US)",
-            corpus_modalities=("US",),
             modality_tags=("ultrasound",),
             paper_images="about 0.21 M ultrasound images",
             paper_image_count="0.21 M",

@@ -1,11 +1,13 @@
-"""Inference with fine-tuned VIS-MAE models: whole images and whole studies, and the `vis-mae predict` command.
+"""Inference with fine-tuned VIS-MAE models: whole images and whole studies.
 
 - `predictor.VisMaePredictor`: model + image processor + device; `segment_images`, `segment_volume` (slice by slice
   along the RAS axial axis, back to the volume's voxel layout), `classify_images`.
 - `inputs`: which inputs are volumes, and which intensity window turns them into [0, 1].
 - `overlay`: a picture to check a segmentation by eye.
 - `outputs`: mask PNG / overlay PNG / NIfTI on the input's grid / classification CSV and JSON.
-- `cli`: `vis-mae predict`.
+- `reconstruction`: a picture of what a pretraining checkpoint reconstructs.
+
+The `vis-mae predict` command is in the application (`vis_mae_hf.app.cli.predict`).
 """
 
 from .predictor import (
@@ -14,7 +16,6 @@ from .predictor import (
     PredictorLoadError,
     SegmentationPrediction,
     VisMaePredictor,
-    ras_plane_from_display,
 )
 
 __all__ = [
@@ -23,5 +24,4 @@ __all__ = [
     "PredictorLoadError",
     "SegmentationPrediction",
     "VisMaePredictor",
-    "ras_plane_from_display",
 ]

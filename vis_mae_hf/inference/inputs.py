@@ -29,8 +29,12 @@ import numpy as np
 import pydicom
 from pydicom.errors import InvalidDicomError
 
-from ..image_processing_vis_mae import CT_WINDOW_PRESETS, apply_window, resolve_window, scale_min_max
-from ..medical_io import (
+from ..image_processing_vis_mae import (
+    apply_window,
+    resolve_window,
+    scale_min_max,
+)
+from ..medical import (
     NIFTI_SUFFIXES,
     RASTER_SUFFIXES,
     MedicalImageError,
@@ -39,12 +43,11 @@ from ..medical_io import (
     load_medical_volume,
     modality_of,
 )
+from ..medical.windows import HEADER_WINDOW, Window, describe_window
+from ..vocabulary import CT
 
 IMAGE = "image"
 VOLUME = "volume"
-HEADER_WINDOW = "header"
-
-Window = str | tuple[float, float]
 
 
 def input_kind(path: str | Path) -> str:
@@ -67,33 +70,6 @@ def output_stem(path: str | Path) -> str:
     return name
 
 
-def parse_window(text: str) -> Window:
-    """A `--window` value: "header", a preset name, or "WIDTH,LEVEL" (e.g. "400,40"); ValueError lists the choices."""
-    text = text.strip()
-    if text.lower() == HEADER_WINDOW:
-        return HEADER_WINDOW
-    if "," in text:
-        parts = text.split(",")
-        try:
-            window = tuple(float(part) for part in parts)
-        except ValueError as error:
-            raise ValueError(f"window {text!r}: WIDTH,LEVEL must be two numbers, e.g. 400,40.") from error
-        return resolve_window(window)  # checks two finite numbers, width > 0
-    if text.lower() not in CT_WINDOW_PRESETS:
-        presets = ", ".join(sorted(CT_WINDOW_PRESETS))
-        raise ValueError(f"unknown window {text!r}: expected header, WIDTH,LEVEL (e.g. 400,40) or one of {presets}.")
-    return text.lower()
-
-
-def describe_window(window: Window | None) -> str:
-    if window is None:
-        return "none"
-    if isinstance(window, str):
-        return window
-    width, level = resolve_window(window)
-    return f"W{width:g}/L{level:g}"
-
-
 def image_window(path: str | Path, window: Window | None, processor_window: Window | None) -> Window | None:
     """The `window` to pass to `load_medical_image` for a 2-D input (see the module docstring for the order)."""
     if window is not None:
@@ -105,7 +81,7 @@ def image_window(path: str | Path, window: Window | None, processor_window: Wind
         return processor_window
     if path.name.lower().endswith(RASTER_SUFFIXES):
         return None  # no modality: a PNG is a display image, a 16-bit TIFF raw data of unknown kind
-    return processor_window if modality_of(path) == "CT" else None
+    return processor_window if modality_of(path) == CT else None
 
 
 def load_volume_in_unit_range(
@@ -121,7 +97,7 @@ def load_volume_in_unit_range(
     volume, affine = load_medical_volume(path)
     # DICOM series: modality and header window from the slice headers (NIfTI has neither)
     series_headers = _series_headers(path) if path.is_dir() else None
-    is_ct_series = series_headers is not None and _most_common_modality(series_headers) == "CT"
+    is_ct_series = series_headers is not None and _most_common_modality(series_headers) == CT
     if window is not None:
         source = "--window"
     elif processor_window is not None and (series_headers is None or is_ct_series):

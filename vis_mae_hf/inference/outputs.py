@@ -24,7 +24,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from ..medical_io import MedicalImageError, save_mask_like
+from ..medical import MedicalImageError, save_mask_like
 from .overlay import overlay_image
 
 MULTI_LABEL_THRESHOLD = 0.5

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..medical_io import AXIAL_AXIS, display_slice
+from ..medical.orientation import AXIAL_AXIS, display_slice, ras_plane_from_display
 
 TASK_SEGMENTATION = "semantic-segmentation"
 TASK_CLASSIFICATION = "image-classification"
@@ -48,15 +48,6 @@ class SegmentationPrediction:
 
     label_map: np.ndarray
     probabilities: np.ndarray | None = None
-
-
-def ras_plane_from_display(display: np.ndarray) -> np.ndarray:
-    """Inverse of `display_slice` for an axial slice: display (..., rows, columns) -> RAS plane (..., X, Y).
-
-    `display_slice` transposes the (X, Y) plane and flips both axes; flipping back and swapping the last two axes
-    undoes it. Leading axes (classes) are kept.
-    """
-    return np.swapaxes(display[..., ::-1, ::-1], -1, -2)
 
 
 class VisMaePredictor:

@@ -26,9 +26,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, encode_grey_image, encode_mask
-from ..volumes import display_slice, load_image_and_mask, min_max_unit_range, through_plane_axis
+from ..features import encode_grey_image, encode_mask
+from ..volumes import (
+    display_slice,
+    load_image_and_mask,
+    min_max_unit_range,
+    through_plane_axis,
+)
 
 ACDC_LABELS = ["background", "right ventricle", "myocardium", "left ventricle"]
 ACDC_GROUPS = ["DCM", "HCM", "MINF", "NOR", "RV"]
@@ -56,7 +62,7 @@ def _existing(folder: Path, stem: str) -> Path | None:
 @dataclass
 class ACDCConverter(SourceConverter):
     name = "acdc"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://www.creatis.insa-lyon.fr/Challenge/acdc/"
     license = "CC BY-NC-SA 4.0"
     citation = "Bernard O et al. IEEE Transactions on Medical Imaging 2018;37(11):2514-2525."

@@ -14,7 +14,7 @@ Rows: `modalities=("MR",)` (default) converts the MR scans (the paper's 2,476 sl
 Slices: axial in RAS, radiological display; `slices="foreground"` (default) keeps slices showing any organ, like
 the BTCV recipe (AMOS MR volumes reach far beyond the labelled abdomen), `"all"` keeps every slice.
 Intensity: MR per-volume [0.5, 99.5] percentile -> [0, 1] (no physical scale; percentiles resist the bright
-outliers of fat and vessels); CT the `ct_window` (default `btcv_transunet`, [-125, 275] HU, as for BTCV).
+outliers of fat and vessels); CT the `window` (default `btcv_transunet`, [-125, 275] HU, as for BTCV).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, encode_grey_image, encode_mask
+from ..features import encode_grey_image, encode_mask
 from ..volumes import (
     AXIAL,
     display_slice,
@@ -56,11 +57,11 @@ def _find_root(source_dir: Path) -> Path:
 class AMOSConverter(SourceConverter):
     modalities: tuple[str, ...] = ("MR",)
     slices: str = "foreground"
-    ct_window: str | tuple[float, float] = "btcv_transunet"
+    window: str | tuple[float, float] = "btcv_transunet"
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
 
     name = "amos"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://zenodo.org/records/7155725"
     license = "CC BY 4.0"
     citation = "Ji Y et al. AMOS: a large-scale abdominal multi-organ benchmark. NeurIPS Datasets and Benchmarks 2022."
@@ -124,7 +125,7 @@ class AMOSConverter(SourceConverter):
         if modality == "MR":
             scaled = percentile_unit_range(image, *self.mr_percentiles)
         else:
-            scaled = window_unit_range(image, self.ct_window)
+            scaled = window_unit_range(image, self.window)
         n_labels = len(self.label_names(source_dir))
         for index in select_slices(mask, AXIAL, image.shape[AXIAL], self.slices, name=case.files["mask"]):
             yield {

@@ -24,9 +24,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, encode_grey_image, encode_mask
-from ..volumes import AXIAL, display_slice, load_image_and_mask, select_slices, window_unit_range
+from ..features import encode_grey_image, encode_mask
+from ..volumes import (
+    AXIAL,
+    display_slice,
+    load_image_and_mask,
+    select_slices,
+    window_unit_range,
+)
 
 BTCV_LABELS = [
     "background",
@@ -53,7 +60,7 @@ class BTCVConverter(SourceConverter):
     window: str | tuple[float, float] = "btcv_transunet"
 
     name = "btcv"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://www.synapse.org/#!Synapse:syn3193805/wiki/217789"
     license = "Synapse terms of use (registration)"
     citation = "Landman B et al. MICCAI multi-atlas labeling beyond the cranial vault workshop and challenge, 2015."

@@ -30,15 +30,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 
+from ...vocabulary import CLASSIFICATION, SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import (
-    TASK_CLASSIFICATION,
-    TASK_SEGMENTATION,
-    binarize_mask,
-    encode_mask,
-    encode_uint8_image,
-    read_mask_file,
-)
+from ..features import binarize_mask, encode_mask, encode_uint8_image, read_mask_file
 
 BUSI_CLASSES = ["benign", "malignant", "normal"]
 _IMAGE_NAME = re.compile(r"^(?P<cls>benign|malignant|normal) \((?P<number>\d+)\)\.png$")
@@ -161,7 +155,7 @@ class BUSISegmentationConverter(_BUSIConverter):
     include_normal: bool = False
 
     name = "busi_segmentation"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
 
     def label_names(self, source_dir: Path) -> list[str]:
         return ["background", "lesion"]
@@ -195,7 +189,7 @@ class BUSISegmentationConverter(_BUSIConverter):
 @dataclass
 class BUSIClassificationConverter(_BUSIConverter):
     name = "busi_classification"
-    task = TASK_CLASSIFICATION
+    task = CLASSIFICATION
 
     def label_names(self, source_dir: Path) -> list[str]:
         return list(BUSI_CLASSES)

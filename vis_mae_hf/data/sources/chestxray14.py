@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import MULTILABEL
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_MULTILABEL, open_image_file
+from ..features import open_image_file
 
 FINDINGS = [
     "Atelectasis",
@@ -71,7 +72,7 @@ class ChestXray14Converter(SourceConverter):
     skip_missing_images: bool = False
 
     name = "chestxray14"
-    task = TASK_MULTILABEL
+    task = MULTILABEL
     homepage = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
     license = "Unrestricted use with attribution to the NIH Clinical Center"
     citation = "Wang X et al. ChestX-ray8: hospital-scale chest X-ray database and benchmarks. CVPR 2017."

@@ -26,8 +26,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import CLASSIFICATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_CLASSIFICATION, open_image_file
+from ..features import open_image_file
 
 COVID_CLASSES = ["non_covid", "covid"]
 _CLASS_FOLDERS = {"CT_NonCOVID": 0, "CT_COVID": 1, "non-COVID": 0, "COVID": 1}
@@ -50,7 +51,7 @@ class COVIDCTConverter(SourceConverter):
     patient_csv: str | None = None
 
     name = "covid_ct"
-    task = TASK_CLASSIFICATION
+    task = CLASSIFICATION
     homepage = "https://github.com/UCSD-AI4H/COVID-CT"
     license = "Images from published papers; see the repository for terms of use"
     citation = "Zhao J, Zhang Y, He X, Xie P. COVID-CT-Dataset: a CT scan dataset about COVID-19. arXiv:2003.13865."

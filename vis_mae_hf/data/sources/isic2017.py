@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, binarize_mask, encode_mask, open_image_file, read_mask_file
+from ..features import binarize_mask, encode_mask, open_image_file, read_mask_file
 
 DIAGNOSES = ["melanoma", "seborrheic_keratosis", "nevus"]
 # split -> name of that split in the published folder names
@@ -56,7 +57,7 @@ def _read_diagnoses(csv_path: Path | None) -> dict[str, int]:
 @dataclass
 class ISIC2017Converter(SourceConverter):
     name = "isic2017"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://challenge.isic-archive.com/data/#2017"
     license = "CC BY-NC 4.0 (ISIC archive terms)"
     citation = "Codella NCF et al. ISBI 2018: Skin lesion analysis toward melanoma detection (ISIC 2017)."

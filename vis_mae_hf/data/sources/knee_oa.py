@@ -20,8 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import CLASSIFICATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_CLASSIFICATION, open_image_file
+from ..features import open_image_file
 
 KL_GRADES = ["KL0", "KL1", "KL2", "KL3", "KL4"]
 _FILE_NAME = re.compile(r"^(?P<patient>\d{7})(?P<side>[LR])?(?:_\d+)?$")
@@ -47,7 +48,7 @@ class KneeOAConverter(SourceConverter):
     include_test_in_folds: bool = False
 
     name = "knee_oa"
-    task = TASK_CLASSIFICATION
+    task = CLASSIFICATION
     homepage = "https://data.mendeley.com/datasets/56rmx5bjcr/1"
     license = "CC BY 4.0"
     citation = (

@@ -12,7 +12,7 @@ Classes are the sorted folder names, or `class_names` to fix their order (a fold
 Rows: every slice of every series/volume and every 2-D image (`max_slices_per_series` spaces them evenly when
 set), grey uint8 at native size, with `label`, `study_id`, `series` (the series folder or file inside the study),
 `modality` and `slice_index` (axial slice in RAS order, -1 for 2-D images). Folds are stratified on the class.
-Intensity follows `modality_preprocessing`, the same rules as the pretraining corpus: CT `ct_window` (header
+Intensity follows `modality_preprocessing`, the same rules as the pretraining corpus: CT `window` (header
 windows are per slice and would make one volume inconsistent), MR and PET per-volume [0.5, 99.5] percentiles, so
 every slice of a series shares one mapping. Modality comes from the DICOM header; for NIfTI and 2-D images, from
 `modality` (e.g. "PET"), else from a folder named after a modality inside the study, else the file is an error.
@@ -26,14 +26,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...medical import file_kind
+from ...vocabulary import CLASSIFICATION, imaging_modality
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_CLASSIFICATION, encode_grey_image
-from ...medical_io import file_kind
+from ..features import encode_grey_image
 from ..modality_preprocessing import (
     ModalityPreprocessing,
     SkippedFile,
     modality_from_path,
-    normalize_modality,
     read_images,
     read_volume_images,
 )
@@ -58,10 +58,10 @@ class LabelledStudiesConverter(SourceConverter):
     class_names: tuple[str, ...] | None = None
     modality: str | None = None
     max_slices_per_series: int | None = None
-    ct_window: str | tuple[float, float] = "abdomen"
+    window: str | tuple[float, float] = "abdomen"
 
     name = "labelled_studies"
-    task = TASK_CLASSIFICATION
+    task = CLASSIFICATION
     homepage = ""
     license = "as set by the data owner"
     citation = ""
@@ -69,10 +69,10 @@ class LabelledStudiesConverter(SourceConverter):
     def __post_init__(self):
         if self.class_names is not None:
             self.class_names = tuple(self.class_names)
-        self.modality = normalize_modality(self.modality)
+        self.modality = None if self.modality is None else imaging_modality(self.modality)
 
     def _preprocessing(self) -> ModalityPreprocessing:
-        return ModalityPreprocessing(ct_window=self.ct_window, max_images_per_file=self.max_slices_per_series)
+        return ModalityPreprocessing(window=self.window, max_images_per_file=self.max_slices_per_series)
 
     def label_names(self, source_dir: Path) -> list[str]:
         found = sorted(path.name for path in source_dir.iterdir() if path.is_dir() and not path.name.startswith("."))
@@ -143,7 +143,7 @@ class LabelledStudiesConverter(SourceConverter):
             yield from self._rows(case, source_dir, path, within_study, modality, images)
 
     def _series_rows(self, case, source_dir, folder, within_study, preprocessing) -> Iterator[dict]:
-        from ...medical_io import MedicalImageError, modality_of
+        from ...medical import MedicalImageError, modality_of
 
         dicom_files = [path for path in sorted(folder.iterdir()) if path.is_file() and file_kind(path) == "dicom"]
         try:

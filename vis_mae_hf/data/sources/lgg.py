@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, binarize_mask, encode_mask, encode_uint8_image, read_mask_file
+from ..features import binarize_mask, encode_mask, encode_uint8_image, read_mask_file
 
 _MASK_NAME = re.compile(r"^(?P<stem>.+)_(?P<slice>\d+)_mask\.tif$")
 
@@ -35,7 +36,7 @@ class LGGConverter(SourceConverter):
     slices: str = "foreground"
 
     name = "lgg"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://www.kaggle.com/datasets/mateuszbuda/lgg-mri-segmentation"
     license = "CC BY-NC-SA 4.0"
     citation = "Buda M, Saha A, Mazurowski MA. Computers in Biology and Medicine 2019;109:218-225."

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...vocabulary import CLASSIFICATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_CLASSIFICATION, encode_uint8_image
+from ..features import encode_uint8_image
 
 PLANES = ("axial", "coronal", "sagittal")
 FINDING_LABELS = {
@@ -49,7 +50,7 @@ class MRNetConverter(SourceConverter):
     planes: tuple[str, ...] = PLANES
 
     name = "mrnet"
-    task = TASK_CLASSIFICATION
+    task = CLASSIFICATION
     homepage = "https://stanfordmlgroup.github.io/competitions/mrnet/"
     license = "Stanford research-use agreement"
     citation = "Bien N, Rajpurkar P, et al. PLoS Medicine 2018;15(11):e1002699."

@@ -22,9 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, encode_grey_image, encode_mask
-from ..volumes import AXIAL, display_slice, load_image_and_mask, percentile_unit_range, select_slices
+from ..features import encode_grey_image, encode_mask
+from ..volumes import (
+    AXIAL,
+    display_slice,
+    load_image_and_mask,
+    percentile_unit_range,
+    select_slices,
+)
 
 ANATOMY_LABELS = ["background", "transition zone", "peripheral zone"]
 TUMOR_LABEL = "tumor"
@@ -37,7 +44,7 @@ class Prostate158Converter(SourceConverter):
     percentiles: tuple[float, float] = (0.5, 99.5)
 
     name = "prostate158"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://zenodo.org/records/6481141"
     license = "CC BY 4.0"
     citation = "Adams LC et al. Prostate158 - an expert-annotated 3T MRI dataset. Comput Biol Med 2022;148:105817."

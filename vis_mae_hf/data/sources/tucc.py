@@ -23,8 +23,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
-from ..features import TASK_SEGMENTATION, binarize_mask, encode_mask, encode_uint8_image
+from ..features import binarize_mask, encode_mask, encode_uint8_image
 
 DIAGNOSES = ["benign", "malignant"]
 _DIAGNOSIS_VALUES = {"0": 0, "1": 1, "benign": 0, "malignant": 1, "0.0": 0, "1.0": 1}
@@ -44,7 +45,7 @@ class TUCCConverter(SourceConverter):
     frame_step: int = 1
 
     name = "tucc"
-    task = TASK_SEGMENTATION
+    task = SEGMENTATION
     homepage = "https://stanfordaimi.azurewebsites.net/datasets/a72f2b02-7b53-4c5d-963c-d7253220bfd5"
     license = "Stanford University School of Medicine research-use agreement"
     citation = "Stanford AIMI. Thyroid Ultrasound Cine-clip dataset. doi:10.71718/7m5n-rh16."

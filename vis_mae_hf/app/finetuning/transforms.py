@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...vocabulary import SEGMENTATION
 from .augmentation import ClassificationAugmentation, SegmentationAugmentation
 
 
@@ -108,7 +109,7 @@ class ClassificationTransform:
 
 def attach_transforms(data, image_processor, augment: bool = True) -> tuple[object, object]:
     """(train, validation) datasets of a `FinetuningData` with their transforms attached (augmenting training only)."""
-    if data.task == "segmentation":
+    if data.task == SEGMENTATION:
         train = SegmentationTransform(image_processor, SegmentationAugmentation() if augment else None)
         validation = SegmentationTransform(image_processor, None)
     else:

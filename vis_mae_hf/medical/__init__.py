@@ -24,7 +24,6 @@ radiological way, like a DICOM axial image: top row anterior, left column the pa
 RAS orientation, from a NIfTI file or a folder holding one DICOM series; `save_mask_like` writes a prediction back.
 """
 
-import math
 from collections import Counter
 from pathlib import Path
 
@@ -35,11 +34,23 @@ from PIL import Image, UnidentifiedImageError
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, convert_color_space, get_decoder
+from pydicom.pixels import (
+    apply_color_lut,
+    apply_modality_lut,
+    apply_voi,
+    convert_color_space,
+    get_decoder,
+)
 from pydicom.uid import UID
 
-from .image_processing_vis_mae import apply_window, pil_image_to_array, resolve_window, scale_min_max
-
+from ..image_processing_vis_mae import (
+    apply_window,
+    pil_image_to_array,
+    resolve_window,
+    scale_min_max,
+)
+from ..vocabulary import CT, DICOM_MODALITY_GROUPS
+from .orientation import AXIAL_AXIS, display_slice
 
 # ------------------------------------------------------------------------------------------------------------------
 # Errors: all are ValueError subclasses (a missing file is also a FileNotFoundError, a missing codec an ImportError)
@@ -73,15 +84,6 @@ class MixedSeriesError(MedicalImageError):
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
-# DICOM Modality (0008,0060) -> the pretraining corpus groups. NM (gamma camera / SPECT) is not PET, and
-# secondary captures (OT/SC), SEG, RT objects say nothing about the imaging modality: None.
-MODALITY_GROUPS = {
-    "CT": "CT",
-    "MR": "MR",
-    "PT": "PET",
-    **dict.fromkeys(("CR", "DX", "DR", "MG", "RF", "XA", "PX", "IO", "RG"), "XRAY"),
-    **dict.fromkeys(("US", "IVUS"), "US"),
-}
 
 _SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
@@ -111,17 +113,6 @@ _DECODER_PACKAGES = {
 # ------------------------------------------------------------------------------------------------------------------
 # Public API
 # ------------------------------------------------------------------------------------------------------------------
-
-
-AXIAL_AXIS = 2  # in a RAS array the third axis runs inferior -> superior
-
-
-def display_slice(volume: np.ndarray, axis: int, index: int) -> np.ndarray:
-    """Slice `index` along `axis` of a RAS volume, in radiological display orientation (rows, columns): the plane's
-    two remaining RAS axes are transposed so the higher one (anterior or superior) runs down the rows, then both are
-    flipped, putting anterior/superior at the top and the patient's right on the image's left, like a DICOM viewer."""
-    plane = volume[(slice(None),) * axis + (index,)]  # a view: np.take would copy the whole volume each time
-    return np.ascontiguousarray(plane.T[::-1, ::-1])
 
 
 def load_medical_image(
@@ -194,7 +185,7 @@ def modality_of(path_or_dataset: str | Path | Dataset) -> str | None:
             return None
         dataset = _read_dicom(path, with_pixels=False)
     modality = str(dataset.get("Modality", "") or "").strip().upper()
-    return MODALITY_GROUPS.get(modality)
+    return DICOM_MODALITY_GROUPS.get(modality)
 
 
 def load_medical_volume(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -501,7 +492,7 @@ def _dicom_grey(pixels, dataset, path, frame_index, window, window_index) -> np.
     _check_finite(values, path)
     if isinstance(window, str) and window.strip().lower() == "header":
         image = _header_windowed(values, dataset, frame_index, window_index, path)
-    elif window is None and modality_of(dataset) == "CT" and header_windows(dataset, frame_index):
+    elif window is None and modality_of(dataset) == CT and header_windows(dataset, frame_index):
         image = _header_windowed(values, dataset, frame_index, window_index, path)
     else:
         image = _windowed(values, window, path)
@@ -711,7 +702,6 @@ def _load_raster_image(path: Path, window, frame: int | None) -> np.ndarray:
 
 
 __all__ = [
-    "MODALITY_GROUPS",
     "MedicalImageError",
     "MedicalImageNotFoundError",
     "MissingDicomDecoderError",

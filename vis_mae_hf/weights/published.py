@@ -1,8 +1,7 @@
 # Copyright 2026 The vis-mae-hf developers. Licensed under the Apache License, Version 2.0.
 """Convert a checkpoint written by the published VIS-MAE scripts into a Transformers model directory.
 
-    python -m vis_mae_hf.convert_official_checkpoint --checkpoint PATH --task {pretraining,segmentation,classification} \
-        --output DIR
+    vis-mae convert --checkpoint PATH --task {pretraining,segmentation,classification} --output DIR
 
 Reads `.pth` files as the published scripts save them (`{'model': state_dict, 'optimizer', 'epoch', 'scaler',
 'args': argparse.Namespace}`) or a bare state dict, with torch's safe `weights_only=True` loader and only
@@ -16,26 +15,26 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from .configuration_vis_mae import VisMaeConfig
-from .image_processing_vis_mae import VisMaeImageProcessor
-from .modeling_vis_mae import (
+from ..configuration_vis_mae import VisMaeConfig
+from ..modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
     VisMaeForSemanticSegmentation,
     VisMaePreTrainedModel,
     relative_position_index,
 )
+from ..recipes import get_recipe
+from ..vocabulary import CLASSIFICATION, PRETRAINING, SEGMENTATION
 
 TASK_MODEL_CLASSES: dict[str, type[VisMaePreTrainedModel]] = {
-    "pretraining": VisMaeForPreTraining,
-    "segmentation": VisMaeForSemanticSegmentation,
-    "classification": VisMaeForImageClassification,
+    PRETRAINING: VisMaeForPreTraining,
+    SEGMENTATION: VisMaeForSemanticSegmentation,
+    CLASSIFICATION: VisMaeForImageClassification,
 }
 
 # Published Swin block parameter names -> ours (shared by encoder stages `layers.i` and decoder up-stages `layers_up.i`).
@@ -90,7 +89,7 @@ KEY_RULES: list[tuple[str, str | None]] = [
     (r"^(layers|layers_up)\.\d+\.blocks\.\d+\.attn_mask$", None),
 ]
 
-HEAD_NAMES = {"segmentation": "segmentation_head", "classification": "classifier", "pretraining": "head"}
+HEAD_NAMES = {SEGMENTATION: "segmentation_head", CLASSIFICATION: "classifier", PRETRAINING: "head"}
 
 
 class ConversionError(ValueError):
@@ -186,11 +185,11 @@ def load_published_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor]
 # ---------------------------------------------------------------------------------------------------------------------
 def infer_task(state_dict: dict[str, torch.Tensor]) -> str:
     if "decoder_pred.weight" in state_dict:
-        return "pretraining"
+        return PRETRAINING
     if any(key.startswith("skip_connection_layers.") for key in state_dict):
-        return "segmentation"
+        return SEGMENTATION
     if "head.weight" in state_dict and state_dict["head.weight"].ndim == 2:
-        return "classification"
+        return CLASSIFICATION
     raise ConversionError("Cannot tell the task from the keys: no decoder_pred, skip_connection_layers or linear head.")
 
 
@@ -235,7 +234,7 @@ def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | No
         qkv_bias="layers.0.blocks.0.attn.qkv.bias" in state_dict,
         layer_norm_eps=1e-6,
     )
-    if task in ("pretraining", "segmentation"):
+    if task in (PRETRAINING, SEGMENTATION):
         decoder_depths = _count_blocks(state_dict, "layers_up")
         decoder_heads = _heads(state_dict, "layers_up", len(decoder_depths))
         # Keep the config symmetric (None) when the decoder mirrors the encoder, so deepening `depths` later
@@ -244,10 +243,10 @@ def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | No
             kwargs["decoder_depths"] = decoder_depths
         if decoder_heads != num_heads[-2::-1]:
             kwargs["decoder_num_heads"] = decoder_heads
-    if task == "segmentation":
+    if task == SEGMENTATION:
         kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
         kwargs["image_size"] = int(args.get("img_size", 224))
-    elif task == "classification":
+    elif task == CLASSIFICATION:
         kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
         kwargs["image_size"] = int(args.get("img_size", args.get("input_size", 224)))
     else:
@@ -340,30 +339,6 @@ def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | P
     model.save_pretrained(output)
     # The image-processor settings of the recipe the checkpoint was trained with (normalisation differs per task).
     height, _ = model.config.image_height_width
-    VisMaeImageProcessor.for_recipe(report.task, image_size=height, num_channels=model.config.num_channels).save_pretrained(output)
+    get_recipe(report.task).image_processor(height, num_channels=model.config.num_channels).save_pretrained(output)
     (output / "conversion_report.json").write_text(json.dumps({"source": str(checkpoint), **report.to_dict()}, indent=1))
     return report
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
-    parser.add_argument("--task", choices=sorted(TASK_MODEL_CLASSES), help="defaults to what the keys show")
-    parser.add_argument("--output", required=True, help="directory for the Transformers model")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        report = convert_checkpoint(args.checkpoint, args.task, args.output)
-    except (ConversionError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(report.summary())
-    print(f"wrote {args.output}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

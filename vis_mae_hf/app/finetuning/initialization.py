@@ -5,7 +5,7 @@ Initialisations are written as one string, the same in the scripts, the label-ef
   takes every weight whose name and shape match, the MAE decoder included; the classifier only the encoder.
 - `random`: the published architecture, freshly initialised.
 - `swin:<directory or Hub repo id>`: a Transformers Swin checkpoint, e.g. ImageNet's
-  `microsoft/swin-tiny-patch4-window7-224` (the paper's ImageNet baseline), converted by `vis_mae_hf.swin_transfer`
+  `microsoft/swin-tiny-patch4-window7-224` (the paper's ImageNet baseline), converted by `vis_mae_hf.weights.swin`
   into the task's published architecture with that checkpoint's widths.
 
 Every initialisation builds the same architecture for a task (segmenter depths (2, 2, 6, 2), classifier
@@ -15,6 +15,8 @@ Every initialisation builds the same architecture for a task (segmenter depths (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ...vocabulary import SEGMENTATION
 
 INITIALIZATION_KINDS = ("vismae", "random", "swin")
 
@@ -100,13 +102,16 @@ def build_finetuning_model(
     """
     import torch
 
-    from ..configuration_vis_mae import VisMaeConfig
-    from ..modeling_vis_mae import VisMaeForImageClassification, VisMaeForSemanticSegmentation
-    from .recipes import recipe_for
+    from ...configuration_vis_mae import VisMaeConfig
+    from ...modeling_vis_mae import (
+        VisMaeForImageClassification,
+        VisMaeForSemanticSegmentation,
+    )
+    from ...recipes import get_recipe
 
     if isinstance(initialization, str):
         initialization = Initialization.parse(initialization)
-    model_class = VisMaeForSemanticSegmentation if task == "segmentation" else VisMaeForImageClassification
+    model_class = VisMaeForSemanticSegmentation if task == SEGMENTATION else VisMaeForImageClassification
     fields = dict(
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
@@ -116,7 +121,7 @@ def build_finetuning_model(
     if problem_type is not None:
         fields["problem_type"] = problem_type
     fields.update(config_overrides or {})
-    published_depths = list(depths or recipe_for(task, demo=False).depths)
+    published_depths = list(depths or get_recipe(task).depths)
 
     if initialization.kind == "random":
         fields.setdefault("depths", published_depths)
@@ -125,7 +130,7 @@ def build_finetuning_model(
         return model, report
 
     if initialization.kind == "swin":
-        from ..swin_transfer import vis_mae_from_swin
+        from ...weights.swin import vis_mae_from_swin
 
         fields.setdefault("depths", published_depths)
         model, swin_report = vis_mae_from_swin(initialization.source, model_class, **fields)
@@ -138,7 +143,7 @@ def build_finetuning_model(
         )
         return model, report
 
-    if task == "segmentation" or depths is not None:
+    if task == SEGMENTATION or depths is not None:
         fields.setdefault("depths", published_depths)
     try:
         model, info = model_class.from_pretrained(

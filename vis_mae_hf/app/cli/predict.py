@@ -56,7 +56,7 @@ def register_cli(subparsers) -> None:
 
 
 def _window_argument(text: str):
-    from .inputs import parse_window
+    from ...medical.windows import parse_window
 
     try:
         return parse_window(text)
@@ -100,9 +100,13 @@ class _Report:
 def run_predict(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
-    from ..medical_io import MedicalImageError
-    from .inputs import input_kind, unique_output_stems
-    from .predictor import TASK_CLASSIFICATION, PredictorLoadError, VisMaePredictor
+    from ...inference.inputs import input_kind, unique_output_stems
+    from ...inference.predictor import (
+        TASK_CLASSIFICATION,
+        PredictorLoadError,
+        VisMaePredictor,
+    )
+    from ...medical import MedicalImageError
 
     if args.batch_size < 1:
         print(f"vis-mae predict: error: --batch-size must be >= 1, got {args.batch_size}.", file=sys.stderr)
@@ -131,7 +135,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if predictor.task == TASK_CLASSIFICATION:
         _classify(predictor, inputs, args, report)
     else:
-        from .outputs import write_labels_json
+        from ...inference.outputs import write_labels_json
 
         write_labels_json(predictor.label_names, args.output)
         for path in inputs:
@@ -157,8 +161,8 @@ def _frame_stem(stem: str, frame: int | None) -> str:
 
 def _load_image(path: Path, args, predictor):
     """One 2-D input in [0, 1] and the window used; a multi-frame file without --frame says how to pick one."""
-    from ..medical_io import MedicalImageError, count_frames, load_medical_image
-    from .inputs import image_window
+    from ...inference.inputs import image_window
+    from ...medical import MedicalImageError, count_frames, load_medical_image
 
     window = image_window(path, args.window, predictor.processor_window)
     # Load first: files that are no image at all (SEG, SR, corrupt) report that, not their frame count.
@@ -171,8 +175,12 @@ def _load_image(path: Path, args, predictor):
 
 
 def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> None:
-    from .inputs import describe_window
-    from .outputs import write_label_png, write_overlay_png, write_probability_array
+    from ...inference.outputs import (
+        write_label_png,
+        write_overlay_png,
+        write_probability_array,
+    )
+    from ...medical.windows import describe_window
 
     image, window = _load_image(path, args, predictor)
     prediction = predictor.segment_images([image], return_probabilities=args.save_probabilities)[0]
@@ -190,10 +198,14 @@ def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> N
 def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> None:
     import numpy as np
 
-    from ..medical_io import AXIAL_AXIS, display_slice
-    from ..medical_io import MedicalImageError
-    from .inputs import load_volume_in_unit_range
-    from .outputs import write_overlay_png, write_volume_mask, write_volume_probabilities
+    from ...inference.inputs import load_volume_in_unit_range
+    from ...inference.outputs import (
+        write_overlay_png,
+        write_volume_mask,
+        write_volume_probabilities,
+    )
+    from ...medical import MedicalImageError
+    from ...medical.orientation import AXIAL_AXIS, display_slice
 
     if args.frame is not None:
         raise MedicalImageError(f"--frame applies to multi-frame DICOM and TIFF files; {path} is a volume.")
@@ -227,9 +239,9 @@ def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> 
 
 
 def _classify(predictor, inputs: list[Path], args, report: _Report) -> None:
-    from ..medical_io import MedicalImageError
-    from .inputs import input_kind
-    from .outputs import write_classification_tables
+    from ...inference.inputs import input_kind
+    from ...inference.outputs import write_classification_tables
+    from ...medical import MedicalImageError
 
     names, images = [], []
     for path in inputs:

@@ -25,16 +25,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .data import SEGMENTATION, FinetuningData, prepare_finetuning_data
+from ...data.loading import DEMO_NAMES
+from ...recipes import get_recipe
+from ...vocabulary import CLASSIFICATION, FINETUNING_TASKS, MULTILABEL, SEGMENTATION
+from .data import FinetuningData, prepare_finetuning_data
 from .initialization import Initialization, InitializationReport, build_finetuning_model
-from .recipes import recipe_for
 from .transforms import attach_transforms
 
 DEFAULT_OUTPUT_DIRS = {
-    "segmentation": "outputs/vis-mae-finetune-segmentation",
-    "classification": "outputs/vis-mae-finetune-classification",
+    SEGMENTATION: "outputs/vis-mae-finetune-segmentation",
+    CLASSIFICATION: "outputs/vis-mae-finetune-classification",
 }
-BEST_METRICS = {"segmentation": "dice_mean", "classification": "roc_auc", "multilabel": "roc_auc"}
+BEST_METRICS = {SEGMENTATION: "dice_mean", CLASSIFICATION: "roc_auc", MULTILABEL: "roc_auc"}
 SUMMARY_FILE = "finetuning_summary.json"
 
 
@@ -106,7 +108,7 @@ class FinetuningResult:
 
 def resolved_schedule(args: FinetuningArguments, task: str) -> dict:
     """Recipe values for every schedule field left unset: the demo recipe without --dataset, else the published."""
-    recipe = recipe_for(task, demo=args.dataset in (None, "", "demo"))
+    recipe = get_recipe(task, demo=args.dataset in DEMO_NAMES)
     return {
         "image_size": args.image_size or recipe.image_size,
         "num_train_epochs": args.num_train_epochs if args.num_train_epochs is not None else recipe.num_train_epochs,
@@ -134,7 +136,7 @@ def make_trainer_class():
 
 def build_compute_metrics(data: FinetuningData, pooling: str = "per_image"):
     """(compute_metrics, preprocess_logits_for_metrics) from `vis_mae_hf.metrics` for this data."""
-    from ..metrics import (
+    from ...metrics import (
         classification_compute_metrics,
         segmentation_compute_metrics,
         segmentation_logits_to_label_maps,
@@ -158,7 +160,11 @@ def build_trainer(
     output_dir: str | Path,
 ):
     """The Trainer of one run, configured as the module docstring says (not yet trained)."""
-    from transformers import EarlyStoppingCallback, TrainingArguments, default_data_collator
+    from transformers import (
+        EarlyStoppingCallback,
+        TrainingArguments,
+        default_data_collator,
+    )
 
     schedule = resolved_schedule(args, task)
     train_dataset, eval_dataset = attach_transforms(data, image_processor, augment=args.augment)
@@ -268,10 +274,9 @@ def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True
     """
     from transformers import set_seed
 
-    from ..image_processing_vis_mae import VisMaeImageProcessor
 
-    if task not in ("segmentation", "classification"):
-        raise ValueError(f"task must be 'segmentation' or 'classification', got {task!r}.")
+    if task not in FINETUNING_TASKS:
+        raise ValueError(f"task must be one of {', '.join(FINETUNING_TASKS)}, got {task!r}.")
     initialization = Initialization.parse(args.init)  # fail before loading any data
     config_overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     if not isinstance(config_overrides, dict):
@@ -299,9 +304,8 @@ def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True
         problem_type=data.problem_type,
         config_overrides=config_overrides,
     )
-    processor_recipe = "segmentation" if data.task == SEGMENTATION else "classification"
-    image_processor = VisMaeImageProcessor.for_recipe(
-        processor_recipe, image_size=schedule["image_size"], num_channels=model.config.num_channels
+    image_processor = get_recipe(data.task).image_processor(
+        schedule["image_size"], num_channels=model.config.num_channels
     )
     if verbose:
         print(

@@ -13,9 +13,10 @@ import sys
 
 # sub-command -> module that provides `register_cli(subparsers)`
 COMMAND_MODULES: dict[str, str] = {
-    "data": "vis_mae_hf.data.cli",
-    "predict": "vis_mae_hf.inference.cli",
-    "hub": "vis_mae_hf.hub",
+    "data": "vis_mae_hf.app.cli.data",
+    "predict": "vis_mae_hf.app.cli.predict",
+    "convert": "vis_mae_hf.app.cli.convert",
+    "hub": "vis_mae_hf.app.cli.hub",
 }
 
 

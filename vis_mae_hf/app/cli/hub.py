@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .variants import VARIANTS
+from ...hub.variants import VARIANTS
 
 
 def _window(value: str):
@@ -61,7 +61,7 @@ def register_cli(subparsers) -> None:
 
 
 def run_export(args) -> int:
-    from .export import export_repository
+    from ...hub.export import export_repository
 
     try:
         output = export_repository(
@@ -88,7 +88,7 @@ def run_export(args) -> int:
 
 
 def run_validate(args) -> int:
-    from .validation import validate_repository
+    from ...hub.validation import validate_repository
 
     failures = validate_repository(args.repo_dir, args.repo_id, check_remote_code=args.remote_code)
     if failures:
@@ -101,8 +101,8 @@ def run_validate(args) -> int:
 
 
 def run_push(args) -> int:
-    from .push import push_repository
-    from .validation import RepositoryValidationError
+    from ...hub.push import push_repository
+    from ...hub.validation import RepositoryValidationError
 
     try:
         commit = push_repository(

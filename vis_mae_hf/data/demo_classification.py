@@ -48,7 +48,7 @@ def load_demo_classification(seed: int = 0):
     from datasets import ClassLabel, DatasetDict, Features
     from PIL import ImageOps
 
-    from ..data.demo import load_demo_segmentation
+    from .demo import load_demo_segmentation
 
     slices = load_demo_segmentation()["train"]
     flipped = flipped_slices(np.asarray(slices["fold"]), seed=seed)

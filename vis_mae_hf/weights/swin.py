@@ -41,8 +41,8 @@ from pathlib import Path
 
 import torch
 
-from .configuration_vis_mae import VisMaeConfig
-from .modeling_vis_mae import VisMaePreTrainedModel
+from ..configuration_vis_mae import VisMaeConfig
+from ..modeling_vis_mae import VisMaePreTrainedModel
 
 _QKV_SLOTS = ("q", "k", "v")
 _SWIN_PREFIX = "swin."
@@ -233,7 +233,12 @@ def load_swin_state_dict(source) -> tuple[dict[str, torch.Tensor], object, str]:
     Checkpoints on disk use Swin's original key names (`attention.self.query`, ...); loading them through
     `from_pretrained` lets Transformers translate them, so the rules above see one naming only.
     """
-    from transformers import AutoConfig, SwinForImageClassification, SwinModel, SwinPreTrainedModel
+    from transformers import (
+        AutoConfig,
+        SwinForImageClassification,
+        SwinModel,
+        SwinPreTrainedModel,
+    )
 
     if isinstance(source, SwinPreTrainedModel):
         return dict(source.state_dict()), source.config, type(source).__name__

@@ -82,7 +82,7 @@ def parse_options(pairs: list[str]) -> dict:
 
 
 def _convert(args) -> int:
-    from .registry import convert
+    from ...data.registry import convert
 
     convert(
         args.name,
@@ -104,8 +104,8 @@ def _parse_window(text: str):
 
 
 def _corpus(args) -> int:
-    from .corpus import build_corpus
-    from .modality_preprocessing import ModalityPreprocessing
+    from ...data.corpus import build_corpus
+    from ...data.modality_preprocessing import ModalityPreprocessing
 
     hints = {}
     for pair in args.modality_for:
@@ -120,7 +120,7 @@ def _corpus(args) -> int:
         shard_size=args.shard_size,
         image_size=args.image_size,
         preprocessing=ModalityPreprocessing(
-            ct_window=_parse_window(args.ct_window), max_images_per_file=args.max_images_per_file or None
+            window=_parse_window(args.ct_window), max_images_per_file=args.max_images_per_file or None
         ),
         modality_hints=hints,
         default_modality=args.default_modality,
@@ -131,7 +131,7 @@ def _corpus(args) -> int:
 def _demo(args) -> int:
     from collections import Counter
 
-    from .demo import demo_cache_dir, load_demo_corpus, load_demo_segmentation
+    from ...data.demo import demo_cache_dir, load_demo_corpus, load_demo_segmentation
 
     corpus = load_demo_corpus(progress=True)
     print(f"demo corpus: {len(corpus)} images {dict(Counter(corpus['modality']))}")
@@ -142,7 +142,7 @@ def _demo(args) -> int:
 
 
 def _sources(args) -> int:
-    from .registry import available_sources, converter_class
+    from ...data.registry import available_sources, converter_class
 
     if args.name is None:
         for name in available_sources():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,26 +25,23 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import __version__
-from .configuration_vis_mae import VisMaeConfig
-from .image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD, VisMaeImageProcessor
-from .modeling_vis_mae import VisMaeForPreTraining
-from .training.checkpointing import (
+from ... import __version__
+from ...configuration_vis_mae import VisMaeConfig
+from ...data.loading import load_pretraining_images, modality_counts
+from ...image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD
+from ...inference.reconstruction import reconstruction_grid
+from ...modeling_vis_mae import VisMaeForPreTraining
+from ...recipes import get_recipe
+from ...vocabulary import CORPUS_SELECTIONS, PRETRAINING
+from .checkpoints import (
     TrainingProgress,
     read_progress,
     resolve_resume_checkpoint,
     save_checkpoint,
 )
-from .training.pretraining_data import (
-    MODALITIES,
-    PretrainingExamples,
-    check_readable,
-    load_pretraining_images,
-    modality_counts,
-)
-from .training.reconstruction import reconstruction_grid
-from .training.sampler import EpochShardSampler, derived_seed
-from .training.schedule import warmup_cosine_schedule
+from .examples import PretrainingExamples, check_readable
+from .sampler import EpochShardSampler, derived_seed
+from .schedule import warmup_cosine_schedule
 
 PUBLISHED_GLOBAL_BATCH = 5120  # 640 per GPU x 8 GPUs
 
@@ -68,7 +64,7 @@ class PretrainingArguments:
         metadata={"help": "A corpus folder (`vis-mae data corpus`), a saved dataset, parquet files or an image "
                   "folder. Default: the built-in demo corpus with a short schedule."},
     )
-    modality: str = field(default="generic", metadata={"help": f"Train on one modality's images: {', '.join(MODALITIES)}."})
+    modality: str = field(default="generic", metadata={"help": f"Train on one modality's images: {', '.join(CORPUS_SELECTIONS)}."})
     image_size: int = field(default=224, metadata={"help": "Square input size (a multiple of 32)."})
     config_overrides: str | None = field(
         default=None, metadata={"help": 'JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'. Default: the published model.'}
@@ -173,7 +169,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
         model.activation_checkpointing_enable()
     elif args.activation_checkpointing:
         model.checkpoint_blocks([path.strip() for path in args.activation_checkpointing.split(",")])
-    processor = VisMaeImageProcessor.for_recipe("pretraining", image_size=args.image_size, num_channels=config.num_channels)
+    processor = get_recipe(PRETRAINING).image_processor(args.image_size, num_channels=config.num_channels)
     units_per_side = args.image_size // config.mask_unit_size
     examples = PretrainingExamples(images, processor, units_per_side**2, args.seed, args.horizontal_flip)
     check_readable(examples, args.dataset or "the built-in demo corpus")
@@ -344,7 +340,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
             "package_version": __version__,
         }
         if args.dataset is None and "source_path" in images.column_names:
-            from .data.demo import demo_corpus_sources
+            from ...data.demo import demo_corpus_sources
 
             summary["sources"] = demo_corpus_sources(images["source_path"])
             summary["notes"] = [
@@ -393,7 +389,7 @@ def check_hub_arguments(args: PretrainingArguments) -> None:
 
 def push_pretrained_model(output_dir: Path, args: PretrainingArguments) -> None:
     """Export the run as a Hub repository (card, remote code, variant processor), validate it, push it."""
-    from .hub import export_and_push
+    from ...hub import export_and_push
 
     export_and_push(output_dir, args.hub_variant or args.modality, args.hub_model_id, output_dir / "hub_repository", overwrite=True)
 

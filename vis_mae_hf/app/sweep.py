@@ -18,8 +18,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .initialization import Initialization
-from .training import BEST_METRICS, FinetuningArguments, run_finetuning
+from ..vocabulary import FINETUNING_TASKS, SEGMENTATION
+from .finetuning.initialization import Initialization
+from .finetuning.training import BEST_METRICS, FinetuningArguments, run_finetuning
 
 RESULTS_FILE = "results.csv"
 PLOT_FILE = "label_efficiency.png"
@@ -46,7 +47,7 @@ class LabelEfficiencyArguments:
     """The grid of a label-efficiency sweep. Everything about a single run comes from `FinetuningArguments`
     (its `init`, `fold`, `label_fraction`, `seed` and `output_dir` are set per run from this grid)."""
 
-    task: str = field(default="segmentation", metadata={"help": "segmentation or classification."})
+    task: str = field(default=SEGMENTATION, metadata={"help": " or ".join(FINETUNING_TASKS) + "."})
     inits: str = field(
         default="random",
         metadata={"help": "Comma-separated initialisations, e.g. 'vismae:outputs/vis-mae-pretrain,random'."},
@@ -154,7 +155,7 @@ def run_label_efficiency(
     Returns:
         The results directory, holding `results.csv`, `label_efficiency.png` and `runs/`.
     """
-    if grid.task not in ("segmentation", "classification"):
+    if grid.task not in FINETUNING_TASKS:
         raise ValueError(f"--task must be segmentation or classification, got {grid.task!r}.")
     template = template or FinetuningArguments()
     results_dir = grid.resolved_results_dir()

@@ -1,0 +1,1 @@
+"""VIS-MAE pretraining with Accelerate: the loop, its data examples, sampler and resumable checkpoints."""

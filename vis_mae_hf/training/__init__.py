@@ -1,1 +1,0 @@
-"""Building blocks of the training loops: sampling, schedules, checkpoints, pretraining data, pictures."""
