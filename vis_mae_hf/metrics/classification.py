@@ -104,6 +104,14 @@ def classification_auc(
     """
     if problem_type not in PROBLEM_TYPES:
         raise ValueError(f"`problem_type` must be one of {PROBLEM_TYPES}, got {problem_type!r}.")
+    scores, references = _checked_inputs(scores, references)
+    if problem_type == "multi_label_classification":
+        return _multi_label_auc(scores, references, from_logits, id2label)
+    return _single_label_auc(scores, references, from_logits, id2label)
+
+
+def _checked_inputs(scores, references) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and references as float64 arrays with matching rows, finite scores and numeric references."""
     scores = to_numpy(scores, "scores").astype(np.float64)
     references = to_numpy(references, "references")
     if scores.ndim not in (1, 2) or scores.shape[0] == 0:
@@ -114,22 +122,24 @@ def classification_auc(
         raise ValueError(f"`scores` holds {int((~np.isfinite(scores)).sum())} NaN or infinite values.")
     if not np.issubdtype(references.dtype, np.number) and references.dtype != np.bool_:
         raise ValueError(f"`references` must be numeric, got dtype {references.dtype}.")
-    references = references.astype(np.float64)
-    result: dict = {}
+    return scores, references.astype(np.float64)
 
-    if problem_type == "multi_label_classification":
-        if scores.ndim != 2 or references.shape != scores.shape:
-            raise ValueError(
-                "multi-label classification needs `scores` and `references` of the same shape (N, C), got "
-                f"{scores.shape} and {references.shape}."
-            )
-        if not np.all((references == 0) | (references == 1)):
-            raise ValueError("multi-label `references` must be 0 or 1 for every sample and class.")
-        if not from_logits:
-            _check_probabilities(scores, rows_sum_to_one=False)
-        # sigmoid is monotone: raw logits rank exactly as the probabilities would.
-        return _per_class_result(references.astype(bool), scores, class_names(scores.shape[1], id2label), result)
 
+def _multi_label_auc(scores: np.ndarray, references: np.ndarray, from_logits: bool, id2label) -> dict:
+    if scores.ndim != 2 or references.shape != scores.shape:
+        raise ValueError(
+            "multi-label classification needs `scores` and `references` of the same shape (N, C), got "
+            f"{scores.shape} and {references.shape}."
+        )
+    if not np.all((references == 0) | (references == 1)):
+        raise ValueError("multi-label `references` must be 0 or 1 for every sample and class.")
+    if not from_logits:
+        _check_probabilities(scores, rows_sum_to_one=False)
+    # sigmoid is monotone: raw logits rank exactly as the probabilities would.
+    return _per_class_result(references.astype(bool), scores, class_names(scores.shape[1], id2label), {})
+
+
+def _single_label_auc(scores: np.ndarray, references: np.ndarray, from_logits: bool, id2label) -> dict:
     if scores.ndim == 2 and scores.shape[1] == 1:
         scores = scores[:, 0]
     num_classes = 2 if scores.ndim == 1 else scores.shape[1]
@@ -137,22 +147,8 @@ def classification_auc(
         raise ValueError(f"`scores` must have at least 2 classes, got shape {scores.shape}.")
     names = class_names(num_classes, id2label)
     references = _class_indices(references, num_classes)
-
-    if scores.ndim == 1:
-        if not from_logits:
-            _check_probabilities(scores, rows_sum_to_one=False)
-        ranking = scores
-        predicted = (scores > (0.0 if from_logits else 0.5)).astype(np.int64)
-    else:
-        if not from_logits:
-            _check_probabilities(scores, rows_sum_to_one=True)
-        predicted = scores.argmax(axis=1)
-        if num_classes == 2:
-            ranking = scores[:, 1] - scores[:, 0] if from_logits else scores[:, 1]
-        else:
-            ranking = _log_softmax(scores) if from_logits else scores
-    result["accuracy"] = float((predicted == references).mean())
-
+    ranking, predicted = _ranking_and_prediction(scores, num_classes, from_logits)
+    result: dict = {"accuracy": float((predicted == references).mean())}
     if num_classes == 2:
         areas = _binary_area(references == 1, ranking)
         result["roc_auc"], result["pr_auc"] = areas if areas is not None else (math.nan, math.nan)
@@ -161,6 +157,21 @@ def classification_auc(
         return result
     positives = references[:, None] == np.arange(num_classes)[None, :]
     return _per_class_result(positives, ranking, names, result)
+
+
+def _ranking_and_prediction(scores: np.ndarray, num_classes: int, from_logits: bool):
+    """What ranks the samples for the areas (class 1's margin, or per-class scores) and the predicted classes."""
+    if scores.ndim == 1:
+        if not from_logits:
+            _check_probabilities(scores, rows_sum_to_one=False)
+        return scores, (scores > (0.0 if from_logits else 0.5)).astype(np.int64)
+    if not from_logits:
+        _check_probabilities(scores, rows_sum_to_one=True)
+    if num_classes == 2:
+        ranking = scores[:, 1] - scores[:, 0] if from_logits else scores[:, 1]
+    else:
+        ranking = _log_softmax(scores) if from_logits else scores
+    return ranking, scores.argmax(axis=1)
 
 
 def _per_class_result(positives: np.ndarray, ranking: np.ndarray, names: list[str], result: dict) -> dict:
