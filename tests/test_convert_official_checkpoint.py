@@ -10,8 +10,8 @@ from conftest import OFFICIAL_VECTORS
 from safetensors.torch import save_file
 
 from vis_mae_hf.modeling_vis_mae import relative_position_index
+from vis_mae_hf.weights.key_mapping import ConversionError
 from vis_mae_hf.weights.published import (
-    ConversionError,
     convert_state_dict,
     load_published_checkpoint,
 )
@@ -43,15 +43,15 @@ def full_size_state_dict(name: str) -> dict[str, torch.Tensor]:
 def test_full_size_published_key_lists_convert_completely(name, task, depths, num_labels):
     state_dict = full_size_state_dict(name)
     model, report = convert_state_dict(state_dict, task)
-    assert report.ok and not report.unmapped and not report.missing
-    assert len(report.mapped) + len(report.dropped) == len(state_dict)
+    assert report.ok and not report.unused and not report.fresh and not report.problems
+    assert sum(len(sources) for sources in report.loaded.values()) + len(report.dropped) == len(state_dict)
     config = model.config
     assert (config.embed_dim, config.depths, config.num_heads, config.window_size) == (96, depths, [3, 6, 12, 24], 7)
     if num_labels:
         assert config.num_labels == num_labels
     # every published tensor landed unchanged under its new name
     ours = model.state_dict()
-    for published, target in report.mapped.items():
+    for target, (published,) in report.loaded.items():
         assert torch.equal(ours[target], state_dict[published]), (published, target)
     # the only keys dropped are the unused frozen table and the rebuilt position indices
     assert all(k == "pos_embed" or k.endswith("relative_position_index") for k in report.dropped)
@@ -68,14 +68,46 @@ def test_pretraining_model_size_matches_the_paper():
 def test_an_extra_key_is_rejected_by_name():
     state_dict = full_size_state_dict("classification")
     state_dict["layers.0.blocks.0.attn.mystery_scale"] = torch.ones(3)
-    with pytest.raises(ConversionError, match=r"UNMAPPED published keys \(1\): layers\.0\.blocks\.0\.attn\.mystery_scale"):
+    message = r"1 problem\(s\): layers\.0\.blocks\.0\.attn\.mystery_scale: matches no rule"
+    with pytest.raises(ConversionError, match=message):
         convert_state_dict(state_dict, "classification")
 
 
 def test_a_missing_key_is_rejected_by_name():
     state_dict = full_size_state_dict("classification")
     del state_dict["layers.2.downsample.reduction.weight"]
-    with pytest.raises(ConversionError, match=r"MISSING model keys \(1\): vis_mae\.encoder\.stages\.2\.resample\.reduction\.weight"):
+    message = r"1 problem\(s\): vis_mae\.encoder\.stages\.2\.resample\.reduction\.weight: no source key fills it"
+    with pytest.raises(ConversionError, match=message):
+        convert_state_dict(state_dict, "classification")
+
+
+def test_every_problem_is_named_at_once_on_one_line_with_the_report_attached():
+    state_dict = full_size_state_dict("classification")
+    state_dict["layers.0.blocks.0.attn.mystery_scale"] = torch.ones(3)
+    del state_dict["layers.2.downsample.reduction.weight"]
+    state_dict["norm.weight"] = torch.ones(5)
+    with pytest.raises(ConversionError) as caught:
+        convert_state_dict(state_dict, "classification", source="bad.pth")
+    message = str(caught.value)
+    assert message.startswith("bad.pth does not convert into VisMaeForImageClassification: 4 problem(s): ")
+    assert "\n" not in message  # the command prints it as its one error line
+    for named in (
+        "layers.0.blocks.0.attn.mystery_scale: matches no rule",
+        "norm.weight -> vis_mae.layernorm.weight: shape (5,) != (768,)",
+        "vis_mae.layernorm.weight: no source key fills it",
+        "vis_mae.encoder.stages.2.resample.reduction.weight: no source key fills it",
+    ):
+        assert named in message
+    report = caught.value.report
+    assert not report.ok and report.unused["norm.weight"].startswith("shape (5,)")
+    assert "Problems (4):" in report.format()
+
+
+def test_a_nonstandard_relative_position_index_is_refused_by_name():
+    state_dict = full_size_state_dict("classification")
+    state_dict["layers.1.blocks.0.attn.relative_position_index"] = relative_position_index(7).flip(0)
+    message = r"^layers\.1\.blocks\.0\.attn\.relative_position_index: not the standard"
+    with pytest.raises(ConversionError, match=message):
         convert_state_dict(state_dict, "classification")
 
 

@@ -170,7 +170,14 @@ def test_vismae_initialization_builds_the_published_segmenter_and_reports_what_s
     assert any(key.startswith("vis_mae.encoder.stages.2.blocks.4.") for key in report.fresh)
     assert not any(key.startswith("vis_mae.encoder.stages.0.") for key in report.fresh)
     assert "skip_projections" in report.format()
-    with pytest.raises(ValueError, match="Shape fields"):
+    assert report.source == f"vismae:{checkpoint}" and report.target == "VisMaeForSemanticSegmentation" and report.ok
+    assert report.loaded["decoder.stages.0.blocks.1.mlp.fc2.weight"] == ["decoder.stages.0.blocks.1.mlp.fc2.weight"]
+    assert set(report.loaded).isdisjoint(report.fresh)
+    assert set(report.loaded) | set(report.fresh) == set(model.state_dict())
+    # a shape that differs is refused, naming the fields asked for, tensors that differ and what to change
+    with pytest.raises(
+        ValueError, match=r"requested \{'embed_dim': 32.*decoder\.layernorm\.bias \(16,\) != \(32,\).*Shape fields"
+    ):
         build_finetuning_model(
             "segmentation", f"vismae:{checkpoint}", label_names=SEGMENTATION_NAMES, image_size=64,
             config_overrides={"embed_dim": 32, "num_heads": [1, 2, 4, 8]},
@@ -194,6 +201,17 @@ def test_swin_initialization_converts_into_the_published_classifier(tmp_path):
     assert model.config.depths == [2, 2, 2, 2]  # the published classifier layout, whatever Swin's depths
     assert sorted(report.fresh) == ["classifier.bias", "classifier.weight"]
     assert any(key.startswith("encoder.layers.2.blocks.5.") for key in report.unused)  # a SwinModel: no prefix
+    assert report.source == f"swin:{tmp_path / 'swin'}" and report.notes  # the initialisation, and Swin's caveats
+
+
+def test_random_initialization_reports_every_tensor_fresh():
+    model, report = build_finetuning_model(
+        "segmentation", "random", label_names=SEGMENTATION_NAMES, image_size=64,
+        config_overrides={"embed_dim": 16, "num_heads": [1, 2, 4, 8]},
+    )
+    assert model.config.depths == [2, 2, 6, 2]
+    assert report.source == "random" and not report.loaded and report.fresh == sorted(model.state_dict())
+    assert "Every tensor keeps its fresh initialisation." in report.format()
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
@@ -217,7 +235,7 @@ def test_segmentation_from_a_pretraining_checkpoint_runs_end_to_end_and_saves_a_
     for key in ("eval_loss", "eval_dice_mean", "eval_precision_mean", "eval_recall_mean", "eval_dice/bright"):
         assert key in results
     summary = json.loads((output_dir / "finetuning_summary.json").read_text())
-    assert summary["initialization"]["initialization"].startswith("vismae:")
+    assert summary["initialization"]["source"].startswith("vismae:") and summary["initialization"]["loaded"]
     assert summary["global_steps"] == 2 and summary["label_fraction"] == 1.0
     assert not list(output_dir.glob("checkpoint-*"))  # keep_checkpoints=False
     model = AutoModelForSemanticSegmentation.from_pretrained(output_dir)

@@ -72,7 +72,10 @@ def test_converted_directories_reload_without_missing_or_unexpected_keys(convert
         _, info = cls.from_pretrained(converted[task], output_loading_info=True)
         assert all(not values for values in info.values()), (task, info)
         report = json.loads((converted[task] / "conversion_report.json").read_text())
-        assert report["unmapped"] == [] and report["missing"] == []
+        assert report["ok"] and report["problems"] == [] and report["unused"] == {} and report["fresh"] == []
+        assert report["task"] == task and report["source"].endswith("_weights.safetensors")
+        assert report["loaded"]["vis_mae.embeddings.projection.weight"] == ["patch_embed.proj.weight"]
+        assert report["dropped"] and all(report["dropped"].values())  # each dropped key says why
 
 
 def test_converted_directories_carry_the_recipe_normalisation(converted):
@@ -102,7 +105,7 @@ def test_command_line_converts_and_reports(tmp_path):
         capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert "mapped: 121 keys" in result.stdout
+    assert "-> VisMaeForImageClassification: 121 tensors loaded" in result.stdout
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
 

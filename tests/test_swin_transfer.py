@@ -4,7 +4,12 @@ import pytest
 import torch
 from transformers import SwinConfig, SwinForImageClassification, SwinModel
 
-from vis_mae_hf import VisMaeForImageClassification, VisMaeForSemanticSegmentation
+from vis_mae_hf import (
+    VisMaeForImageClassification,
+    VisMaeForSemanticSegmentation,
+    VisMaeModel,
+)
+from vis_mae_hf.weights.key_mapping import ConversionError
 from vis_mae_hf.weights.swin import (
     transfer_swin_weights,
     vis_mae_config_from_swin,
@@ -36,10 +41,12 @@ def test_converted_classifier_pools_exactly_like_swin_at_224(tmp_path):
         expected = swin.swin(pixel_values).pooler_output
         got = model.vis_mae(pixel_values).pooler_output
     torch.testing.assert_close(got, expected, atol=2e-5, rtol=1e-4)
-    # everything but the ImageNet head is carried, and only our new head starts fresh
-    assert set(report.unused) == {"classifier.weight", "classifier.bias"}
+    # everything but the ImageNet head is carried, the head is dropped on purpose, and only our new head starts fresh
+    assert set(report.dropped) == {"classifier.weight", "classifier.bias"} and report.unused == {}
+    assert report.dropped["classifier.weight"].startswith("the ImageNet classifier")
     assert sorted(report.fresh) == ["classifier.bias", "classifier.weight"]
-    assert report.mapped["vis_mae.encoder.stages.1.blocks.0.attention.qkv.weight"] == [
+    assert report.ok and report.source == str(tmp_path / "swin") and report.target == "VisMaeForImageClassification"
+    assert report.loaded["vis_mae.encoder.stages.1.blocks.0.attention.qkv.weight"] == [
         f"swin.encoder.layers.1.blocks.0.attention.{name}_proj.weight" for name in "qkv"
     ]
     assert model.config.layer_norm_eps == swin.config.layer_norm_eps
@@ -65,7 +72,7 @@ def test_segmenter_takes_swin_t_layout_whole_and_reports_the_pooling_norm_unused
     model, report = vis_mae_from_swin(swin, VisMaeForSemanticSegmentation, num_labels=4, image_size=64)
     assert model.config.depths == [2, 2, 6, 2]
     assert report.unused["swin.layernorm.weight"] == "no such parameter in this model"
-    assert "vis_mae.encoder.stages.2.blocks.5.attention.qkv.weight" in report.mapped
+    assert "vis_mae.encoder.stages.2.blocks.5.attention.qkv.weight" in report.loaded
     encoder_fresh = [key for key in report.fresh if key.startswith("vis_mae.")]
     assert encoder_fresh == []  # the whole encoder comes from Swin
     assert any(key.startswith("decoder.skip_projections.") for key in report.fresh)
@@ -74,7 +81,8 @@ def test_segmenter_takes_swin_t_layout_whole_and_reports_the_pooling_norm_unused
         model.vis_mae.encoder.stages[2].blocks[5].mlp.fc1.weight, swin.swin.encoder.layers[2].blocks[5].mlp.fc1.weight
     )
     text = report.format()
-    assert "carried" in text and "decoder.skip_projections" in text
+    assert "tensors loaded" in text and "decoder.skip_projections" in text
+    assert "Unused:\n  swin.layernorm (2): no such parameter in this model" in text
 
 
 def test_published_classifier_depths_drop_the_extra_swin_t_blocks_and_say_so():
@@ -93,7 +101,7 @@ def test_a_shape_mismatch_is_reported_and_left_fresh():
     model, report = vis_mae_from_swin(swin, VisMaeForImageClassification, num_labels=2, image_size=64, num_channels=1)
     assert report.unused["swin.embeddings.patch_embeddings.projection.weight"].startswith("shape (16, 3, 4, 4)")
     assert "vis_mae.embeddings.projection.weight" in report.fresh
-    assert "vis_mae.embeddings.projection.bias" in report.mapped  # the bias has the same shape: carried
+    assert "vis_mae.embeddings.projection.bias" in report.loaded  # the bias has the same shape: carried
 
 
 def test_an_unknown_swin_key_stops_the_conversion():
@@ -101,8 +109,12 @@ def test_an_unknown_swin_key_stops_the_conversion():
     model = VisMaeForImageClassification(vis_mae_config_from_swin(swin.config, num_labels=2))
     state = dict(swin.state_dict())
     state["swin.encoder.layers.0.blocks.0.attention.gate.weight"] = torch.zeros(1)
-    with pytest.raises(KeyError, match="attention.gate.weight"):
+    with pytest.raises(ConversionError, match=r"attention\.gate\.weight: matches no rule"):
         transfer_swin_weights(state, model)
+    # nothing was copied before the refusal: the model keeps its own weights
+    assert not torch.equal(
+        model.vis_mae.encoder.stages[0].blocks[0].mlp.fc1.weight, swin.swin.encoder.layers[0].blocks[0].mlp.fc1.weight
+    )
 
 
 def test_a_non_swin_checkpoint_is_refused_with_its_type(tmp_path):
@@ -120,3 +132,26 @@ def test_a_plain_swin_model_loads_too():
     model, report = vis_mae_from_swin(swin, VisMaeForImageClassification, num_labels=2, image_size=64)
     assert report.fresh == ["classifier.bias", "classifier.weight"]
     assert torch.equal(model.vis_mae.layernorm.weight, swin.layernorm.weight)
+
+
+def test_a_bare_swin_model_fills_a_bare_vis_mae_model():
+    swin = tiny_swin(image_size=64)
+    model = VisMaeModel(vis_mae_config_from_swin(swin.swin.config))
+    report = transfer_swin_weights(swin.swin.state_dict(), model)  # no `swin.` prefix on either side
+    assert report.fresh == [] and report.unused == {}
+    assert report.loaded["encoder.stages.0.blocks.1.attention.qkv.bias"] == [
+        f"encoder.layers.0.blocks.1.attention.{name}_proj.bias" for name in "qkv"
+    ]
+    assert torch.equal(model.layernorm.weight, swin.swin.layernorm.weight)
+
+
+def test_an_incomplete_query_key_value_set_is_reported_and_left_fresh():
+    swin = tiny_swin(image_size=64)
+    model = VisMaeForImageClassification(vis_mae_config_from_swin(swin.config, num_labels=2))
+    state = dict(swin.state_dict())
+    del state["swin.encoder.layers.0.blocks.0.attention.k_proj.weight"]
+    report = transfer_swin_weights(state, model)
+    reason = report.unused["swin.encoder.layers.0.blocks.0.attention.q_proj.weight"]
+    assert reason.startswith("incomplete q/k/v set for vis_mae.encoder.stages.0.blocks.0.attention.qkv.weight")
+    assert "vis_mae.encoder.stages.0.blocks.0.attention.qkv.weight" in report.fresh
+    assert "vis_mae.encoder.stages.0.blocks.0.attention.qkv.bias" in report.loaded

@@ -8,6 +8,7 @@ from vis_mae_hf import (
     VisMaeForSemanticSegmentation,
 )
 from vis_mae_hf.modeling_vis_mae import relative_position_index
+from vis_mae_hf.weights.load_report import LoadReport
 
 
 def pretrained_dir(tmp_path, tiny_config):
@@ -56,6 +57,13 @@ def test_classification_loads_only_the_encoder(tmp_path, tiny_config):
     assert not info["unexpected_keys"] and not info["mismatched_keys"]
     encoder = {k: v for k, v in model.state_dict().items() if k.startswith("vis_mae.encoder.")}
     assert encoder and all(torch.equal(v, pretrained[k]) for k, v in encoder.items())
+    # the one load report reads Transformers' loading info the same way
+    report = LoadReport.from_loading_info(str(directory), model, info)
+    assert report.fresh == sorted(info["missing_keys"]) and report.unused == {} and report.ok
+    assert set(report.loaded) == set(model.state_dict()) - set(info["missing_keys"])
+    assert report.loaded["vis_mae.encoder.stages.3.blocks.1.attention.qkv.weight"] == [
+        "vis_mae.encoder.stages.3.blocks.1.attention.qkv.weight"
+    ]
 
 
 def train_a_few_steps(model, batch, steps=8):

@@ -6,16 +6,18 @@
 Reads `.pth` files as the published scripts save them (`{'model': state_dict, 'optimizer', 'epoch', 'scaler',
 'args': argparse.Namespace}`) or a bare state dict, with torch's safe `weights_only=True` loader and only
 `argparse.Namespace` allowed beyond plain containers; and `.safetensors`. The architecture (widths, depths, heads,
-window, patch, classes) is read off the weights. The key mapping is the table `KEY_RULES` below: every published key
-must match exactly one rule, every model key must be produced; anything else stops the conversion with the keys named.
+window, patch, classes) is read off the weights. The key mapping is the table `KEY_RULES` below, applied by the one
+engine `weights.key_mapping` in strict mode: every published key must match exactly one rule, every model key must be
+produced with the shape the model expects; anything else stops the conversion with every key at fault named. The
+`LoadReport` says what went where and is written to `conversion_report.json` beside the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -30,6 +32,8 @@ from ..modeling_vis_mae import (
 )
 from ..recipes import get_recipe
 from ..vocabulary import CLASSIFICATION, PRETRAINING, SEGMENTATION
+from .key_mapping import ConversionError, KeyRule, map_state_dict
+from .load_report import LoadReport
 
 TASK_MODEL_CLASSES: dict[str, type[VisMaePreTrainedModel]] = {
     PRETRAINING: VisMaeForPreTraining,
@@ -38,108 +42,68 @@ TASK_MODEL_CLASSES: dict[str, type[VisMaePreTrainedModel]] = {
 }
 
 # Published Swin block parameter names -> ours (shared by encoder stages `layers.i` and decoder up-stages `layers_up.i`).
-_BLOCK = r"blocks\.(\d+)\."
 _BLOCK_RULES = [
-    (r"norm1\.(weight|bias)", r"layernorm_before.\g<p>"),
-    (r"attn\.qkv\.(weight|bias)", r"attention.qkv.\g<p>"),
-    (r"attn\.proj\.(weight|bias)", r"attention.projection.\g<p>"),
+    (r"norm1\.(?P<p>weight|bias)", r"layernorm_before.\g<p>"),
+    (r"attn\.qkv\.(?P<p>weight|bias)", r"attention.qkv.\g<p>"),
+    (r"attn\.proj\.(?P<p>weight|bias)", r"attention.projection.\g<p>"),
     (r"attn\.relative_position_bias_table", r"attention.relative_position_bias_table"),
-    (r"norm2\.(weight|bias)", r"layernorm_after.\g<p>"),
-    (r"mlp\.fc1\.(weight|bias)", r"mlp.fc1.\g<p>"),
-    (r"mlp\.fc2\.(weight|bias)", r"mlp.fc2.\g<p>"),
+    (r"norm2\.(?P<p>weight|bias)", r"layernorm_after.\g<p>"),
+    (r"mlp\.fc1\.(?P<p>weight|bias)", r"mlp.fc1.\g<p>"),
+    (r"mlp\.fc2\.(?P<p>weight|bias)", r"mlp.fc2.\g<p>"),
 ]
 
 
-def _block_rules(published_stage: str, our_stage: str) -> list[tuple[str, str | None]]:
-    rules = []
-    for published, ours in _BLOCK_RULES:
-        pattern = published.replace("(weight|bias)", "(?P<p>weight|bias)")
-        rules.append((rf"^{published_stage}\.(?P<s>\d+)\.blocks\.(?P<b>\d+)\.{pattern}$", f"{our_stage}.\\g<s>.blocks.\\g<b>.{ours}"))
-    return rules
+def _block_rules(published_stage: str, our_stage: str) -> list[KeyRule]:
+    return [
+        KeyRule(
+            rf"{published_stage}\.(?P<s>\d+)\.blocks\.(?P<b>\d+)\.{published}",
+            rf"{our_stage}.\g<s>.blocks.\g<b>.{ours}",
+        )
+        for published, ours in _BLOCK_RULES
+    ]
 
 
-# (published key regex, our key template or None to drop). Order does not matter: a key matching two rules is an error.
-KEY_RULES: list[tuple[str, str | None]] = [
-    (r"^patch_embed\.proj\.(?P<p>weight|bias)$", r"vis_mae.embeddings.projection.\g<p>"),
-    (r"^patch_embed\.norm\.(?P<p>weight|bias)$", r"vis_mae.embeddings.norm.\g<p>"),
-    (r"^mask_token$", "vis_mae.embeddings.mask_token"),
+# The relative position index is a deterministic function of the window size: we rebuild it, and check that the
+# published one is the standard index before dropping it (`_check_relative_position_indices`).
+RELATIVE_POSITION_INDEX_RULE = KeyRule(
+    r"(layers|layers_up)\.\d+\.blocks\.\d+\.attn\.relative_position_index",
+    dropped_because="derived from the window size; rebuilt by the model and checked equal to the published one",
+)
+
+# The published key table. Order does not matter: a key matching two rules is an error.
+KEY_RULES: list[KeyRule] = [
+    KeyRule(r"patch_embed\.proj\.(?P<p>weight|bias)", r"vis_mae.embeddings.projection.\g<p>"),
+    KeyRule(r"patch_embed\.norm\.(?P<p>weight|bias)", r"vis_mae.embeddings.norm.\g<p>"),
+    KeyRule(r"mask_token", "vis_mae.embeddings.mask_token"),
     *_block_rules("layers", "vis_mae.encoder.stages"),
-    (r"^layers\.(?P<s>\d+)\.downsample\.norm\.(?P<p>weight|bias)$", r"vis_mae.encoder.stages.\g<s>.resample.norm.\g<p>"),
-    (r"^layers\.(?P<s>\d+)\.downsample\.reduction\.weight$", r"vis_mae.encoder.stages.\g<s>.resample.reduction.weight"),
-    (r"^first_patch_expanding\.expand\.weight$", "decoder.patch_expanding.expand.weight"),
-    (r"^first_patch_expanding\.norm\.(?P<p>weight|bias)$", r"decoder.patch_expanding.norm.\g<p>"),
+    KeyRule(
+        r"layers\.(?P<s>\d+)\.downsample\.norm\.(?P<p>weight|bias)", r"vis_mae.encoder.stages.\g<s>.resample.norm.\g<p>"
+    ),
+    KeyRule(
+        r"layers\.(?P<s>\d+)\.downsample\.reduction\.weight", r"vis_mae.encoder.stages.\g<s>.resample.reduction.weight"
+    ),
+    KeyRule(r"first_patch_expanding\.expand\.weight", "decoder.patch_expanding.expand.weight"),
+    KeyRule(r"first_patch_expanding\.norm\.(?P<p>weight|bias)", r"decoder.patch_expanding.norm.\g<p>"),
     *_block_rules("layers_up", "decoder.stages"),
-    (r"^layers_up\.(?P<s>\d+)\.upsample\.expand\.weight$", r"decoder.stages.\g<s>.resample.expand.weight"),
-    (r"^layers_up\.(?P<s>\d+)\.upsample\.norm\.(?P<p>weight|bias)$", r"decoder.stages.\g<s>.resample.norm.\g<p>"),
-    (r"^norm_up\.(?P<p>weight|bias)$", r"decoder.layernorm.\g<p>"),
-    (r"^skip_connection_layers\.(?P<s>\d+)\.(?P<p>weight|bias)$", r"decoder.skip_projections.\g<s>.\g<p>"),
-    (r"^decoder_pred\.(?P<p>weight|bias)$", r"reconstruction_head.\g<p>"),
-    (r"^final_patch_expanding\.expand\.weight$", "final_patch_expanding.expand.weight"),
-    (r"^final_patch_expanding\.norm\.(?P<p>weight|bias)$", r"final_patch_expanding.norm.\g<p>"),
+    KeyRule(r"layers_up\.(?P<s>\d+)\.upsample\.expand\.weight", r"decoder.stages.\g<s>.resample.expand.weight"),
+    KeyRule(r"layers_up\.(?P<s>\d+)\.upsample\.norm\.(?P<p>weight|bias)", r"decoder.stages.\g<s>.resample.norm.\g<p>"),
+    KeyRule(r"norm_up\.(?P<p>weight|bias)", r"decoder.layernorm.\g<p>"),
+    KeyRule(r"skip_connection_layers\.(?P<s>\d+)\.(?P<p>weight|bias)", r"decoder.skip_projections.\g<s>.\g<p>"),
+    KeyRule(r"decoder_pred\.(?P<p>weight|bias)", r"reconstruction_head.\g<p>"),
+    KeyRule(r"final_patch_expanding\.expand\.weight", "final_patch_expanding.expand.weight"),
+    KeyRule(r"final_patch_expanding\.norm\.(?P<p>weight|bias)", r"final_patch_expanding.norm.\g<p>"),
     # `head` is a 1x1 conv in the segmenter and a linear layer in the classifier; `norm` exists only in the classifier.
-    (r"^head\.weight$", "{head}.weight"),
-    (r"^head\.bias$", "{head}.bias"),
-    (r"^norm\.(?P<p>weight|bias)$", r"vis_mae.layernorm.\g<p>"),
-    # Dropped on purpose:
-    # - the frozen 2-D sin-cos table is created by the published model but never added to the tokens;
-    # - the relative position index is a deterministic function of the window size; we rebuild it and check equality.
-    (r"^pos_embed$", None),
-    (r"^(layers|layers_up)\.\d+\.blocks\.\d+\.attn\.relative_position_index$", None),
-    # Shifted-window masks, if a published variant registered them as buffers, are rebuilt per input size.
-    (r"^(layers|layers_up)\.\d+\.blocks\.\d+\.attn_mask$", None),
+    KeyRule(r"head\.(?P<p>weight|bias)", r"{head}.\g<p>"),
+    KeyRule(r"norm\.(?P<p>weight|bias)", r"vis_mae.layernorm.\g<p>"),
+    KeyRule(r"pos_embed", dropped_because="the frozen 2-D sin-cos table the published model creates but never adds"),
+    RELATIVE_POSITION_INDEX_RULE,
+    KeyRule(
+        r"(layers|layers_up)\.\d+\.blocks\.\d+\.attn_mask",
+        dropped_because="a shifted-window mask some published variants keep as a buffer; rebuilt per input size",
+    ),
 ]
 
 HEAD_NAMES = {SEGMENTATION: "segmentation_head", CLASSIFICATION: "classifier", PRETRAINING: "head"}
-
-
-class ConversionError(ValueError):
-    """The checkpoint does not convert completely; the message names the keys."""
-
-
-@dataclass
-class ConversionReport:
-    task: str
-    mapped: dict[str, str] = field(default_factory=dict)
-    dropped: list[str] = field(default_factory=list)
-    unmapped: list[str] = field(default_factory=list)
-    ambiguous: dict[str, list[str]] = field(default_factory=dict)
-    missing: list[str] = field(default_factory=list)
-    shape_mismatches: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not (self.unmapped or self.ambiguous or self.missing or self.shape_mismatches)
-
-    def summary(self) -> str:
-        lines = [
-            f"task: {self.task}",
-            f"mapped: {len(self.mapped)} keys",
-            f"dropped on purpose: {len(self.dropped)} keys ({_short(self.dropped)})",
-        ]
-        if self.unmapped:
-            lines.append(f"UNMAPPED published keys ({len(self.unmapped)}): {', '.join(self.unmapped)}")
-        if self.ambiguous:
-            lines.append(f"AMBIGUOUS published keys: {self.ambiguous}")
-        if self.missing:
-            lines.append(f"MISSING model keys ({len(self.missing)}): {', '.join(self.missing)}")
-        if self.shape_mismatches:
-            lines.append(f"SHAPE MISMATCHES: {'; '.join(self.shape_mismatches)}")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {
-            "task": self.task,
-            "mapped": self.mapped,
-            "dropped": self.dropped,
-            "unmapped": self.unmapped,
-            "ambiguous": self.ambiguous,
-            "missing": self.missing,
-            "shape_mismatches": self.shape_mismatches,
-        }
-
-
-def _short(keys: list[str], limit: int = 3) -> str:
-    return ", ".join(keys[:limit]) + (f", ... {len(keys) - limit} more" if len(keys) > limit else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -220,7 +184,7 @@ def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | No
         fc1 = state_dict["layers.0.blocks.0.mlp.fc1.weight"]
     except KeyError as error:
         raise ConversionError(f"The checkpoint lacks {error}, which every published VIS-MAE model has.") from None
-    window_size = (math_isqrt(table_rows) + 1) // 2
+    window_size = (math.isqrt(int(table_rows)) + 1) // 2
     if (2 * window_size - 1) ** 2 != table_rows:
         raise ConversionError(f"relative_position_bias_table has {table_rows} rows, not (2*window-1)**2 for any window.")
     kwargs = dict(
@@ -259,86 +223,72 @@ def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | No
     return VisMaeConfig(**kwargs)
 
 
-def math_isqrt(value: int) -> int:
-    import math
-
-    return math.isqrt(int(value))
-
-
 # ---------------------------------------------------------------------------------------------------------------------
-# Key mapping
+# Conversion
 # ---------------------------------------------------------------------------------------------------------------------
-def map_keys(
-    state_dict: dict[str, torch.Tensor], task: str, expected: dict[str, torch.Size]
-) -> tuple[dict[str, torch.Tensor], ConversionReport]:
-    """Apply `KEY_RULES`; `expected` is the target model's state dict shapes (persistent entries only)."""
-    report = ConversionReport(task=task)
-    compiled = [(re.compile(pattern), template) for pattern, template in KEY_RULES]
-    converted: dict[str, torch.Tensor] = {}
-    for key, tensor in state_dict.items():
-        matches = [(pattern, template) for pattern, template in compiled if pattern.match(key)]
-        if not matches:
-            report.unmapped.append(key)
-            continue
-        if len(matches) > 1:
-            report.ambiguous[key] = [pattern.pattern for pattern, _ in matches]
-            continue
-        pattern, template = matches[0]
-        if template is None:
-            report.dropped.append(key)
-            _check_dropped(key, tensor)
-            continue
-        target = pattern.sub(template.replace("{head}", HEAD_NAMES[task]), key)
-        if target not in expected:
-            report.unmapped.append(f"{key} -> {target} (not in the {task} model)")
-            continue
-        if tuple(expected[target]) != tuple(tensor.shape):
-            report.shape_mismatches.append(f"{key} {tuple(tensor.shape)} -> {target} {tuple(expected[target])}")
-            continue
-        converted[target] = tensor
-        report.mapped[key] = target
-    report.missing = sorted(set(expected) - set(converted))
-    return converted, report
-
-
-def _check_dropped(key: str, tensor: torch.Tensor) -> None:
+def _check_relative_position_indices(state_dict: dict[str, torch.Tensor], report: LoadReport) -> None:
     """A dropped relative position index must be the standard one we rebuild, or the converted model would differ."""
-    if key.endswith("relative_position_index"):
-        window = math_isqrt(tensor.shape[0])
-        if not torch.equal(tensor.long(), relative_position_index(window)):
-            raise ConversionError(f"{key} is not the standard Swin relative position index; cannot rebuild it.")
+    nonstandard = [
+        key
+        for key in report.dropped
+        if RELATIVE_POSITION_INDEX_RULE.regex.fullmatch(key)
+        and not torch.equal(state_dict[key].long(), relative_position_index(math.isqrt(state_dict[key].shape[0])))
+    ]
+    if nonstandard:
+        raise ConversionError(
+            f"{', '.join(nonstandard)}: not the standard Swin relative position index of its window, which the model "
+            "rebuilds; a checkpoint with other indices cannot be converted.",
+            report,
+        )
 
 
 def convert_state_dict(
-    state_dict: dict[str, torch.Tensor], task: str | None = None, args: dict | None = None
-) -> tuple[VisMaePreTrainedModel, ConversionReport]:
-    """Build our model for `task` from a published state dict. Raises `ConversionError` unless every key maps."""
+    state_dict: dict[str, torch.Tensor], task: str | None = None, args: dict | None = None, source: str = "state dict"
+) -> tuple[VisMaePreTrainedModel, LoadReport]:
+    """Build our model for `task` from a published state dict (strict: every key maps, every model tensor is filled).
+
+    Raises:
+        ConversionError: naming every key at fault, the task that contradicts the weights, or the architecture that
+            cannot be read off them.
+    """
     task = task or infer_task(state_dict)
     if task not in TASK_MODEL_CLASSES:
         raise ConversionError(f"Unknown task {task!r}; expected one of {sorted(TASK_MODEL_CLASSES)}.")
     inferred = infer_task(state_dict)
     if inferred != task:
         raise ConversionError(f"--task {task} was requested but the weights are a {inferred} checkpoint.")
-    config = infer_config(state_dict, task, args)
-    model = TASK_MODEL_CLASSES[task](config)
-    expected = {key: value.shape for key, value in model.state_dict().items()}
-    converted, report = map_keys(state_dict, task, expected)
-    if not report.ok:
-        raise ConversionError("The checkpoint does not convert completely:\n" + report.summary())
+    model = TASK_MODEL_CLASSES[task](infer_config(state_dict, task, args))
+    converted, report = map_state_dict(
+        state_dict,
+        KEY_RULES,
+        {key: value.shape for key, value in model.state_dict().items()},
+        source=source,
+        target=type(model).__name__,
+        strict=True,
+        template_fields={"head": HEAD_NAMES[task]},
+    )
+    _check_relative_position_indices(state_dict, report)
     # strict: the report above already proved the key sets equal; this is the last line of defence.
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in converted.items()}, strict=True)
     model.eval()
     return model, report
 
 
-def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | Path) -> ConversionReport:
+def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | Path) -> LoadReport:
+    """Convert a published checkpoint file into a model directory with the image processor of its recipe and
+    `conversion_report.json` (the `LoadReport` plus the task)."""
     state_dict, args = load_published_checkpoint(checkpoint)
-    model, report = convert_state_dict(state_dict, task, args)
+    model, report = convert_state_dict(state_dict, task, args, source=str(checkpoint))
+    task = task or infer_task(state_dict)
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
     # The image-processor settings of the recipe the checkpoint was trained with (normalisation differs per task).
     height, _ = model.config.image_height_width
-    get_recipe(report.task).image_processor(height, num_channels=model.config.num_channels).save_pretrained(output)
-    (output / "conversion_report.json").write_text(json.dumps({"source": str(checkpoint), **report.to_dict()}, indent=1))
+    get_recipe(task).image_processor(height, num_channels=model.config.num_channels).save_pretrained(output)
+    conversion_report = {"task": task, **report.to_json_dict()}
+    (output / "conversion_report.json").write_text(json.dumps(conversion_report, indent=1))
     return report
+
+
+__all__ = ["KEY_RULES", "convert_checkpoint", "convert_state_dict", "infer_config", "load_published_checkpoint"]

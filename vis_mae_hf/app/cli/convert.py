@@ -22,13 +22,14 @@ def register_cli(subparsers) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ...weights.published import ConversionError, convert_checkpoint
+    from ...weights.key_mapping import ConversionError
+    from ...weights.published import convert_checkpoint
 
     try:
         report = convert_checkpoint(args.checkpoint, args.task, args.output)
     except (ConversionError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(report.summary())
+    print(report.format())
     print(f"wrote {args.output}")
     return 0

@@ -14,11 +14,22 @@ Every initialisation builds the same architecture for a task (segmenter depths (
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from ...recipes import get_recipe
 from ...vocabulary import SEGMENTATION
+from ...weights.load_report import LoadReport
+
+# torch and the model classes are imported where a model is built: the command line and the sweep runner read
+# `Initialization` (to check an --init string) and must start without torch.
+if TYPE_CHECKING:
+    from ...modeling_vis_mae import VisMaePreTrainedModel
 
 INITIALIZATION_KINDS = ("vismae", "random", "swin")
+# Config fields that set parameter shapes: a VIS-MAE checkpoint fixes them.
+SHAPE_FIELDS = ("embed_dim", "num_heads", "window_size", "patch_size", "num_channels")
 
 
 @dataclass(frozen=True)
@@ -45,37 +56,6 @@ class Initialization:
         return self.kind if self.source is None else f"{self.kind}:{self.source}"
 
 
-@dataclass
-class InitializationReport:
-    """What the initialisation loaded: `fresh` parameters kept their random values, `unused` checkpoint ones were
-    dropped (with the reason where known)."""
-
-    initialization: str
-    loaded: int = 0
-    fresh: list[str] = field(default_factory=list)
-    unused: dict[str, str] = field(default_factory=dict)
-    details: str = ""
-
-    def format(self) -> str:
-        if self.initialization == "random":
-            return "Initialisation: random (every parameter fresh)."
-        lines = [
-            f"Initialisation: {self.initialization}: {self.loaded} parameters loaded, {len(self.fresh)} fresh, "
-            f"{len(self.unused)} unused."
-        ]
-        if self.details:
-            lines.append(self.details)
-        return "\n".join(lines)
-
-    def to_json_dict(self) -> dict:
-        return {
-            "initialization": self.initialization,
-            "loaded": self.loaded,
-            "fresh": sorted(self.fresh),
-            "unused": dict(sorted(self.unused.items())),
-        }
-
-
 def build_finetuning_model(
     task: str,
     initialization: Initialization | str,
@@ -85,7 +65,7 @@ def build_finetuning_model(
     depths: list[int] | tuple[int, ...] | None = None,
     problem_type: str | None = None,
     config_overrides: dict | None = None,
-):
+) -> tuple[VisMaePreTrainedModel, LoadReport]:
     """The model of `task` ("segmentation", "classification" or "multilabel") starting from `initialization`.
 
     Args:
@@ -98,20 +78,28 @@ def build_finetuning_model(
         config_overrides: other `VisMaeConfig` fields (e.g. a tiny `embed_dim` for tests, `drop_path_rate`).
 
     Returns:
-        `(model, InitializationReport)`.
+        `(model, LoadReport)`; the report's source is the initialisation string.
     """
-    import torch
-
-    from ...configuration_vis_mae import VisMaeConfig
     from ...modeling_vis_mae import (
         VisMaeForImageClassification,
         VisMaeForSemanticSegmentation,
     )
-    from ...recipes import get_recipe
 
     if isinstance(initialization, str):
         initialization = Initialization.parse(initialization)
     model_class = VisMaeForSemanticSegmentation if task == SEGMENTATION else VisMaeForImageClassification
+    fields = _task_config_fields(label_names, image_size, problem_type, config_overrides)
+    # A VIS-MAE classifier keeps its checkpoint's depths (the pretraining ones) unless `depths` says otherwise.
+    if initialization.kind != "vismae" or task == SEGMENTATION or depths is not None:
+        fields.setdefault("depths", list(depths or get_recipe(task).depths))
+    start = {"random": _random_start, "swin": _swin_start, "vismae": _vismae_start}[initialization.kind]
+    return start(initialization, model_class, fields)
+
+
+def _task_config_fields(
+    label_names: list[str], image_size: int, problem_type: str | None, config_overrides: dict | None
+) -> dict:
+    """The `VisMaeConfig` fields every initialisation sets: labels, size, problem type, then the overrides."""
     fields = dict(
         num_labels=len(label_names),
         id2label=dict(enumerate(label_names)),
@@ -121,42 +109,31 @@ def build_finetuning_model(
     if problem_type is not None:
         fields["problem_type"] = problem_type
     fields.update(config_overrides or {})
-    published_depths = list(depths or get_recipe(task).depths)
+    return fields
 
-    if initialization.kind == "random":
-        fields.setdefault("depths", published_depths)
-        model = model_class(VisMaeConfig(**fields))
-        report = InitializationReport("random", fresh=[name for name, _ in model.named_parameters()])
-        return model, report
 
-    if initialization.kind == "swin":
-        from ...weights.swin import vis_mae_from_swin
+def _random_start(initialization: Initialization, model_class: type, fields: dict):
+    from ...configuration_vis_mae import VisMaeConfig
 
-        fields.setdefault("depths", published_depths)
-        model, swin_report = vis_mae_from_swin(initialization.source, model_class, **fields)
-        report = InitializationReport(
-            str(initialization),
-            loaded=len(swin_report.mapped),
-            fresh=list(swin_report.fresh),
-            unused=dict(swin_report.unused),
-            details=swin_report.format(),
-        )
-        return model, report
+    model = model_class(VisMaeConfig(**fields))
+    return model, LoadReport.all_fresh(str(initialization), model)
 
-    if task == SEGMENTATION or depths is not None:
-        fields.setdefault("depths", published_depths)
+
+def _swin_start(initialization: Initialization, model_class: type, fields: dict):
+    from ...weights.swin import vis_mae_from_swin
+
+    model, report = vis_mae_from_swin(initialization.source, model_class, **fields)
+    return model, dataclasses.replace(report, source=str(initialization))
+
+
+def _vismae_start(initialization: Initialization, model_class: type, fields: dict):
+    """Every weight of the checkpoint whose name and shape match; a shape that differs is the caller's error."""
+    import torch
+
     try:
         model, info = model_class.from_pretrained(
-            initialization.source, output_loading_info=True, dtype=torch.float32, **fields
+            initialization.source, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32, **fields
         )
-    except RuntimeError as error:
-        if "mismatched" not in str(error):
-            raise
-        raise ValueError(
-            f"--init {initialization}: the checkpoint's parameter shapes differ from the requested architecture "
-            f"(overrides {config_overrides or {}}; see the load report above). Shape fields (embed_dim, num_heads, "
-            "window_size, patch_size, num_channels) must match the checkpoint; drop them from --config_overrides."
-        ) from error
     except OSError as error:
         raise OSError(
             f"--init {initialization}: cannot load a VIS-MAE checkpoint from {initialization.source!r} (a directory "
@@ -165,25 +142,15 @@ def build_finetuning_model(
         ) from error
     if model.config.model_type != "vis_mae":
         raise ValueError(f"--init {initialization}: {initialization.source!r} is not a VIS-MAE checkpoint.")
-    mismatched = {f"{key} (shape)": "shape differs" for key, *_ in info.get("mismatched_keys", [])}
-    report = InitializationReport(
-        str(initialization),
-        loaded=len(model.state_dict()) - len(info["missing_keys"]),
-        fresh=sorted(info["missing_keys"]),
-        unused={**{key: "no such parameter in this model" for key in info["unexpected_keys"]}, **mismatched},
-    )
-    fresh_modules = sorted({_module_of(key) for key in report.fresh})
-    if fresh_modules:
-        report.details = "Fresh: " + ", ".join(fresh_modules)
-    return model, report
+    if info["mismatched_keys"]:
+        differing = sorted(f"{key} {tuple(found)} != {tuple(wanted)}" for key, found, wanted in info["mismatched_keys"])
+        requested = {name: fields[name] for name in SHAPE_FIELDS if name in fields}
+        raise ValueError(
+            f"--init {initialization}: the checkpoint's parameter shapes differ from the requested architecture "
+            f"(requested {requested}): {'; '.join(differing[:5])}{' ...' if len(differing) > 5 else ''}. Shape fields "
+            f"({', '.join(SHAPE_FIELDS)}) must match the checkpoint; drop them from --config_overrides."
+        )
+    return model, LoadReport.from_loading_info(str(initialization), model, info)
 
 
-def _module_of(key: str) -> str:
-    """`decoder.stages.0.blocks.3.mlp.fc1.weight` -> `decoder.stages.0.blocks.3` (for a short summary)."""
-    parts = key.split(".")
-    if "blocks" in parts:
-        return ".".join(parts[: parts.index("blocks") + 2])
-    return ".".join(parts[:-1]) or key
-
-
-__all__ = ["INITIALIZATION_KINDS", "Initialization", "InitializationReport", "build_finetuning_model"]
+__all__ = ["INITIALIZATION_KINDS", "Initialization", "build_finetuning_model"]

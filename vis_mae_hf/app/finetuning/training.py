@@ -28,8 +28,9 @@ from pathlib import Path
 from ...data.loading import DEMO_NAMES
 from ...recipes import get_recipe
 from ...vocabulary import CLASSIFICATION, FINETUNING_TASKS, MULTILABEL, SEGMENTATION
+from ...weights.load_report import LoadReport
 from .data import FinetuningData, prepare_finetuning_data
-from .initialization import Initialization, InitializationReport, build_finetuning_model
+from .initialization import Initialization, build_finetuning_model
 from .transforms import attach_transforms
 
 DEFAULT_OUTPUT_DIRS = {
@@ -102,7 +103,7 @@ class FinetuningResult:
     num_train_examples: int
     num_eval_examples: int
     seed: int
-    initialization: InitializationReport
+    initialization: LoadReport
     trainer: object = None  # the Trainer (model, state), for notebooks; not serialised
 
 
