@@ -20,6 +20,7 @@ from pathlib import Path
 import jinja2
 import jinja2.meta
 from huggingface_hub import EvalResult, ModelCard
+from PIL import Image
 
 from ..configuration_vis_mae import VisMaeConfig
 from ..data.demo import MNI152_NOTICE, PYDICOM_NOTICE
@@ -33,7 +34,6 @@ from .variants import PAPER_TOTAL_IMAGES, VARIANTS, HubVariant
 DEMO_TAG = "demo-weights"
 # How training summaries name the built-in demo corpus (`run_pretraining` writes the last).
 DEMO_DATASET_NAMES = (None, "demo", "built-in demo corpus")
-RESAMPLING_NAMES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 # The config fields that make a model "the published size"; the values are `VisMaeConfig()`'s defaults.
 SIZE_FIELDS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size")
 
@@ -168,7 +168,7 @@ def _published_facts() -> dict:
         "pretraining": pretraining,
         "segmentation": get_recipe(SEGMENTATION),
         "classification": get_recipe(CLASSIFICATION),
-        "gpus": (pretraining.reference_global_batch or 0) // pretraining.per_device_train_batch_size,
+        "gpus": pretraining.reference_global_batch // pretraining.per_device_train_batch_size,
         "total_images": PAPER_TOTAL_IMAGES,
     }
 
@@ -205,7 +205,7 @@ def _processor_facts(processor: dict) -> dict:
     return {
         "height": size.get("height"),
         "width": size.get("width"),
-        "resampling": RESAMPLING_NAMES.get(processor.get("resample"), processor.get("resample")),
+        "resampling": Image.Resampling(processor.get("resample", Image.Resampling.BILINEAR)).name.lower(),
         "num_channels": processor.get("num_channels"),
         "window": window_facts,
         "do_normalize": processor.get("do_normalize", True),
