@@ -1,5 +1,6 @@
 """`vis-mae hub export`: complete, deterministic repositories, per-variant processors, honest cards, validation."""
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -22,9 +23,6 @@ from vis_mae_hf import (
 )
 from vis_mae_hf.app.cli import main as cli_main
 from vis_mae_hf.hub import (
-    CONFIG_AUTO_MAP,
-    IMAGE_PROCESSOR_AUTO_MAP,
-    REMOTE_CODE_FILES,
     VARIANTS,
     CardTemplateError,
     ExportError,
@@ -33,8 +31,15 @@ from vis_mae_hf.hub import (
     validate_repository,
 )
 from vis_mae_hf.hub.card import default_template_path
+from vis_mae_hf.hub.remote_code import (
+    CONFIG_AUTO_MAP,
+    IMAGE_PROCESSOR_AUTO_MAP,
+    REMOTE_CODE_FILES,
+)
+from vis_mae_hf.hub.validation import UNFILLED_PLACEHOLDER
 from vis_mae_hf.image_processing_vis_mae import apply_window
-from vis_mae_hf.recipes import get_recipe
+from vis_mae_hf.recipes import RECIPES, get_recipe
+from vis_mae_hf.vocabulary import PRETRAINING
 
 IMAGE_SIZE = 64
 
@@ -273,7 +278,7 @@ def test_card_parses_and_states_data_recipe_limitations_and_version(run_dir, tmp
     assert {"vis-mae", "medical-imaging", "mri", "demo-weights"} <= set(metadata["tags"])
     assert "model-index" not in metadata and "metrics" not in metadata  # no evaluation given: no results claimed
     text = card.text
-    assert "${" not in text and "template-note" not in text
+    assert UNFILLED_PLACEHOLDER.search(text) is None and "template-note" not in text
     # data, from the training summary
     assert "**12 unlabeled images**" in text and "| MR | 12 |" in text
     # recipe, from the training summary
@@ -343,9 +348,54 @@ def test_card_of_real_scale_weights_does_not_call_them_demo(tmp_path):
 
 def test_template_placeholders_must_match_the_renderer(run_dir, tmp_path):
     template = tmp_path / "MODEL_CARD.md"
-    template.write_text(default_template_path().read_text().replace("${evaluation}", "${results_table}"))
+    # the template reads the evaluation under a name the renderer does not compute, and never reads `evaluation`
+    renamed = re.sub(r"(?<=in |if )evaluation\b", "results_table", default_template_path().read_text())
+    template.write_text(renamed)
     with pytest.raises(CardTemplateError, match="unknown placeholders \\['results_table'\\].*lacks \\['evaluation'\\]"):
         export_repository(run_dir, "mr", tmp_path / "repo", card_template=template)
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda text: text.replace("## Out-of-scope use", "## Other uses"), "lacks the section '## Out-of-scope use'"),
+        (
+            lambda text: text.replace("**This is not a medical device.**", "**Use with care.**"),
+            "does not state that the model is not a medical device",
+        ),
+        (lambda text: text.replace("{{ model.depths }}", "{{ model.colour }}", 1), "cannot be rendered: .*colour"),
+        (lambda text: text.replace("{% endif %}", "", 1), "is not valid Jinja2"),
+        (lambda text: text.split("\n---\n", 1)[1], "has no YAML metadata block"),
+    ],
+    ids=["section", "medical-device statement", "missing fact", "syntax", "metadata"],
+)
+def test_a_template_without_a_required_passage_or_fact_is_refused(run_dir, tmp_path, edit, message):
+    template = tmp_path / "MODEL_CARD.md"
+    template.write_text(edit(default_template_path().read_text()))
+    with pytest.raises(CardTemplateError, match=message):
+        export_repository(run_dir, "mr", tmp_path / "repo", card_template=template)
+    assert not (tmp_path / "repo").exists()
+
+
+def test_the_cards_published_numbers_follow_the_recipe_table_and_the_config_defaults(run_dir, tmp_path, monkeypatch):
+    published = RECIPES[(PRETRAINING, False)]
+    text = (export_repository(run_dir, "mr", tmp_path / "repo", repo_id="o/m") / "README.md").read_text()
+    assert (
+        f"AdamW (betas {published.adam_beta1}, {published.adam_beta2}, weight decay {published.weight_decay} on every "
+        f"parameter),\nlearning rate {published.learning_rate} with {published.warmup_epochs} warm-up epochs"
+    ) in text
+    architecture = VisMaeConfig()
+    assert f"(window {architecture.window_size}, widths {architecture.embed_dim}-{architecture.hidden_size}, " in text
+    # a changed recipe table changes every published number the card states, and nothing else is consulted
+    changed = dataclasses.replace(published, learning_rate=2e-3, warmup_epochs=5, num_train_epochs=400,
+                                  per_device_train_batch_size=320, reference_global_batch=1280,
+                                  decay_norms_and_biases=False)
+    monkeypatch.setitem(RECIPES, (PRETRAINING, False), changed)
+    text = (export_repository(run_dir, "mr", tmp_path / "repo2", repo_id="o/m") / "README.md").read_text()
+    assert "weight decay 0.05),\nlearning rate 0.002 with 5 warm-up epochs then half-cycle cosine decay,\n" in text
+    assert "400 epochs, batch 320 per GPU on 4 GPUs,\n" in text
+    assert "about 1.20 M MR images for 400 epochs." in text and "800 epochs" not in text
 
 
 def test_the_shipped_template_is_the_repository_root_card():
@@ -383,14 +433,14 @@ def test_validation_checks_card_content(run_dir, tmp_path):
     card = (repo / "README.md").read_text()
     card = card.replace("license: apache-2.0", "license: free-for-all")
     card = card.replace("## Limitations and biases", "## Caveats")
-    card = card.replace("This is not a medical device", "This is a fine tool") + "\n${forgotten}\n"
+    card = card.replace("This is not a medical device", "This is a fine tool") + "\n{{ forgotten }}\n"
     (repo / "README.md").write_text(card)
     failures = validate_repository(repo, "org/other-name")
     for message in (
         "README.md license 'free-for-all' is not a Hub licence id",
         "README.md lacks the section '## Limitations and biases'",
         "README.md does not state that the model is not a medical device",
-        "README.md has unfilled template placeholders ['${forgotten}']",
+        "README.md has unfilled template placeholders ['{{ forgotten }}']",
         "README.md's examples do not load 'org/other-name'",
     ):
         assert any(failure.startswith(message) for failure in failures), (message, failures)

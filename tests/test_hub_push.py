@@ -31,7 +31,13 @@ from vis_mae_hf import (
     VisMaeModel,
 )
 from vis_mae_hf.app.cli import main as cli_main
-from vis_mae_hf.hub import RepositoryValidationError, export_repository, push_repository
+from vis_mae_hf.app.publishing import publish_run
+from vis_mae_hf.hub import (
+    ExportError,
+    RepositoryValidationError,
+    export_repository,
+    push_repository,
+)
 from vis_mae_hf.hub.remote_loading import (
     auto_class_outputs,
     probe_image,
@@ -195,6 +201,23 @@ def test_push_refuses_an_invalid_repository_and_uploads_nothing(tmp_path, fake_h
     with pytest.raises(RepositoryValidationError, match="export again with --repo-id org/vis-mae-mr"):
         push_repository(good, REPO_ID, check_remote_code=False)
     assert fake_hub.commits == []
+
+
+def test_publish_run_exports_validates_and_pushes_one_run(tmp_path, fake_hub):
+    run = make_run(tmp_path / "run")
+    commit = publish_run(run, "mr", REPO_ID, tmp_path / "repo", private=True, check_remote_code=False,
+                         export_kwargs={"license": "cc-by-4.0"})
+    assert fake_hub.created == [(REPO_ID, True)] and commit.oid == fake_hub.commits[0]["sha"]
+    uploaded = fake_hub.folder(REPO_ID)
+    assert (uploaded / "README.md").read_bytes() == (tmp_path / "repo" / "README.md").read_bytes()
+    assert f'"{REPO_ID}"' in (uploaded / "README.md").read_text() and "license: cc-by-4.0" in (uploaded / "README.md").read_text()
+    # publishing again replaces the previous export in place
+    publish_run(run, "mr", REPO_ID, tmp_path / "repo", check_remote_code=False)
+    assert len(fake_hub.commits) == 2
+    # a run its variant contradicts is refused before anything reaches the Hub
+    with pytest.raises(ExportError, match="--variant mr"):
+        publish_run(run, "ct", "org/vis-mae-ct", tmp_path / "ct-repo", check_remote_code=False)
+    assert len(fake_hub.commits) == 2 and not (tmp_path / "ct-repo").exists()
 
 
 def test_cli_push(tmp_path, fake_hub, capsys):

@@ -3,7 +3,8 @@
 VIS-MAE-Generic is pretrained on every image of the corpus, each other variant on its own modality's images only.
 A variant whose modality the corpus lacks cannot be produced honestly: asked for by name, it is an error before any
 training; left to the default ("every variant"), it is skipped and the reason reported. Nothing is pushed unless every
-exported repository validates, so a release never stops half published because of a bad repository.
+exported repository validates, so a release never stops half published because of a bad repository. One run alone
+(pretraining's `--push_to_hub`) is published by `publishing.publish_run`.
 """
 
 from __future__ import annotations

@@ -2,15 +2,16 @@
 
     from vis_mae_hf.hub import export_repository, push_repository
     export_repository("runs/mr", "mr", "repos/vis-mae-mr", repo_id="org/vis-mae-mr")
-    push_repository("repos/vis-mae-mr", "org/vis-mae-mr")
+    push_repository("repos/vis-mae-mr", "org/vis-mae-mr")  # validates first; uploads nothing unless it passes
 
-Command line: `vis-mae hub export`, `vis-mae hub validate`, `vis-mae hub push`.
+The model card is the `MODEL_CARD.md` template (Jinja2) rendered by `card`. Command line: `vis-mae hub export`,
+`vis-mae hub validate`, `vis-mae hub push`; publishing a pretraining run or a release of all six variants in one go
+belongs to the application (`vis_mae_hf.app.publishing`, `vis_mae_hf.app.release`).
 """
 
-from .card import CardInputs, CardTemplateError, render_model_card
+from .card import CardTemplateError
 from .export import ExportError, export_repository
-from .push import export_and_push, push_repository, repository_files
-from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, REMOTE_CODE_FILES
+from .push import push_repository
 from .summaries import SummaryError, load_evaluation_summary, load_training_summary
 from .validation import (
     RepositoryValidationError,
@@ -20,24 +21,17 @@ from .validation import (
 from .variants import VARIANTS, HubVariant, get_variant
 
 __all__ = [
-    "CONFIG_AUTO_MAP",
-    "IMAGE_PROCESSOR_AUTO_MAP",
-    "REMOTE_CODE_FILES",
     "VARIANTS",
-    "CardInputs",
     "CardTemplateError",
     "ExportError",
     "HubVariant",
     "RepositoryValidationError",
     "SummaryError",
-    "export_and_push",
     "export_repository",
     "get_variant",
     "load_evaluation_summary",
     "load_training_summary",
     "push_repository",
-    "render_model_card",
-    "repository_files",
     "require_valid_repository",
     "validate_repository",
 ]

@@ -15,6 +15,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -113,6 +114,10 @@ def exported_image_processor(
     return VisMaeImageProcessor(**settings)
 
 
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def _processor_json(processor: VisMaeImageProcessor) -> str:
     settings = json.loads(processor.to_json_string())
     settings["auto_map"] = dict(IMAGE_PROCESSOR_AUTO_MAP)
@@ -156,6 +161,66 @@ def _replace_output(staged: Path, output: Path, overwrite: bool) -> None:
     staged.rename(output)
 
 
+@dataclass
+class RunRecords:
+    """The records a card is written from, read and checked before anything is written."""
+
+    summary: dict
+    evaluation: dict | None
+    base_model: str | None
+
+
+def read_run_records(
+    model_path: Path,
+    model_dir: Path,
+    variant: HubVariant,
+    training_summary: str | Path | dict | None,
+    evaluation: str | Path | dict | None,
+    base_model: str | None,
+) -> RunRecords:
+    """The checked training summary (default: beside the weights), evaluation summary and base model of an export."""
+    if training_summary is None:
+        training_summary = model_dir / TRAINING_SUMMARY_NAME
+        if not training_summary.is_file() and model_path.is_file():
+            training_summary = model_path.parent / TRAINING_SUMMARY_NAME
+        if not training_summary.is_file():
+            raise ExportError(
+                f"{model_path} has no {TRAINING_SUMMARY_NAME}: the model card must say what the weights were "
+                "trained on. Pass --training-summary FILE (the format is in vis_mae_hf/hub/summaries.py)."
+            )
+    summary = load_training_summary(training_summary)
+    summary_name = "the training summary" if isinstance(training_summary, dict) else str(training_summary)
+    check_summary_matches_variant(summary, variant, summary_name)
+    evaluation_summary = load_evaluation_summary(evaluation) if evaluation is not None else None
+    base_model = base_model or _hub_base_model(summary)
+    if base_model is not None and not REPO_ID_PATTERN.match(base_model):
+        raise ExportError(f"--base-model {base_model!r} is not a Hub model id (namespace/name).")
+    return RunRecords(summary, evaluation_summary, base_model)
+
+
+def write_repository_files(
+    repo: Path, model: VisMaeForPreTraining, processor: VisMaeImageProcessor, records: RunRecords, model_dir: Path
+) -> None:
+    """Everything but the card: weights and config with the full `auto_map`, processor, code, records, picture."""
+    repo.mkdir()
+    model.config.auto_map = dict(CONFIG_AUTO_MAP)
+    model.config.vis_mae_hf_version = __version__
+    model.save_pretrained(repo)
+    (repo / PROCESSOR_NAME).write_text(_processor_json(processor), encoding="utf-8")
+    write_remote_code(repo)
+    (repo / TRAINING_SUMMARY_NAME).write_text(json_text(records.summary), encoding="utf-8")
+    if records.evaluation is not None:
+        (repo / EVALUATION_SUMMARY_NAME).write_text(json_text(records.evaluation), encoding="utf-8")
+    reconstruction = model_dir / RECONSTRUCTION_NAME
+    if reconstruction.is_file():
+        shutil.copyfile(reconstruction, repo / RECONSTRUCTION_NAME)
+
+
+def _check_license(license: str, license_name: str | None, license_link: str | None) -> None:
+    if license == "other" and not (license_name and license_link):
+        raise ExportError('license "other" needs license_name and license_link (--license-name, --license-link).')
+
+
 def export_repository(
     model: str | Path,
     variant: str,
@@ -183,8 +248,8 @@ def export_repository(
         output: the repository folder to create. It must not exist or be empty, unless `overwrite` and it is a
             previous export.
         repo_id: the Hub id the card's examples load from ("org/vis-mae-mr"); default
-            "<your-namespace>/vis-mae-<variant>"
-            (the push refuses a card that does not name its repository, so export again with the real id).
+            "<your-namespace>/vis-mae-<variant>" (the push refuses a card that does not name its repository, so export
+            again with the real id).
         training_summary: what the weights were trained on (see `summaries`); default `model/training_summary.json`.
         evaluation: optional evaluation summary of fine-tuning these weights (see `summaries`).
         license: Hub licence id of the weights; "other" needs `license_name` and `license_link`.
@@ -202,12 +267,10 @@ def export_repository(
         ExportError, SummaryError, CardTemplateError: with the input named and what was expected.
     """
     spec = get_variant(variant)
-    model_path = Path(model)
-    output = Path(output)
+    model_path, output = Path(model), Path(output)
     if not model_path.exists():
         raise ExportError(f"--model {model_path} does not exist.")
-    if license == "other" and not (license_name and license_link):
-        raise ExportError('license "other" needs license_name and license_link (--license-name, --license-link).')
+    _check_license(license, license_name, license_link)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.staging-", dir=output.parent) as staging:
         staging = Path(staging)
@@ -220,56 +283,18 @@ def export_repository(
             model_dir = model_path
             converted_from = _conversion_source(model_dir)
 
-        if training_summary is None:
-            training_summary = model_dir / TRAINING_SUMMARY_NAME
-            if not training_summary.is_file() and model_path.is_file():
-                training_summary = model_path.parent / TRAINING_SUMMARY_NAME
-            if not training_summary.is_file():
-                raise ExportError(
-                    f"{model_path} has no {TRAINING_SUMMARY_NAME}: the model card must say what the weights were "
-                    "trained on. Pass --training-summary FILE (the format is in vis_mae_hf/hub/summaries.py)."
-                )
-        summary = load_training_summary(training_summary)
-        summary_name = "the training summary" if isinstance(training_summary, dict) else str(training_summary)
-        check_summary_matches_variant(summary, spec, summary_name)
-        evaluation_summary = load_evaluation_summary(evaluation) if evaluation is not None else None
-        base_model = base_model or _hub_base_model(summary)
-        if base_model is not None and not REPO_ID_PATTERN.match(base_model):
-            raise ExportError(f"--base-model {base_model!r} is not a Hub model id (namespace/name).")
-
+        records = read_run_records(model_path, model_dir, spec, training_summary, evaluation, base_model)
         pretraining_model = _load_pretraining_model(model_dir)
         processor = exported_image_processor(model_dir, pretraining_model, spec, hounsfield_window)
-
         repo = staging / "repo"
-        repo.mkdir()
-        pretraining_model.config.auto_map = dict(CONFIG_AUTO_MAP)
-        pretraining_model.config.vis_mae_hf_version = __version__
-        pretraining_model.save_pretrained(repo)
-        (repo / PROCESSOR_NAME).write_text(_processor_json(processor), encoding="utf-8")
-        write_remote_code(repo)
-        (repo / TRAINING_SUMMARY_NAME).write_text(json_text(summary), encoding="utf-8")
-        if evaluation_summary is not None:
-            (repo / EVALUATION_SUMMARY_NAME).write_text(json_text(evaluation_summary), encoding="utf-8")
-        reconstruction = model_dir / RECONSTRUCTION_NAME
-        if reconstruction.is_file():
-            shutil.copyfile(reconstruction, repo / RECONSTRUCTION_NAME)
-
+        write_repository_files(repo, pretraining_model, processor, records, model_dir)
         inputs = CardInputs(
-            variant=spec,
-            repo_id=repo_id or f"<your-namespace>/{spec.default_repo_name}",
-            config=json.loads((repo / "config.json").read_text(encoding="utf-8")),
-            processor=json.loads((repo / PROCESSOR_NAME).read_text(encoding="utf-8")),
-            training_summary=summary,
-            parameter_count=sum(parameter.numel() for parameter in pretraining_model.parameters()),
-            package_version=__version__,
-            license=license,
-            license_name=license_name,
-            license_link=license_link,
-            evaluation=evaluation_summary,
-            base_model=base_model,
-            datasets=list(datasets),
-            has_reconstruction=reconstruction.is_file(),
-            converted_from=converted_from,
+            variant=spec, repo_id=repo_id or f"<your-namespace>/{spec.default_repo_name}",
+            config=_read_json(repo / "config.json"), processor=_read_json(repo / PROCESSOR_NAME),
+            training_summary=records.summary, evaluation=records.evaluation, base_model=records.base_model,
+            parameter_count=pretraining_model.num_parameters(), package_version=__version__,
+            license=license, license_name=license_name, license_link=license_link, datasets=list(datasets),
+            has_reconstruction=(repo / RECONSTRUCTION_NAME).is_file(), converted_from=converted_from,
         )
         (repo / "README.md").write_text(render_model_card(inputs, card_template), encoding="utf-8", newline="\n")
         _replace_output(repo, output, overwrite)

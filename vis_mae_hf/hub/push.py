@@ -8,14 +8,12 @@ has (old shards, pickle weights) are deleted in the same commit, so no stale fil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi
 from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
 from .. import __version__
-from .export import export_repository
 from .validation import RepositoryValidationError, validate_repository
 
 KEPT_REMOTE_FILES = frozenset({".gitattributes"})  # created by the Hub itself; it routes large files to LFS/Xet
@@ -87,21 +85,4 @@ def _card_title(repo_dir: Path) -> str:
     return repo_dir.name
 
 
-def export_and_push(
-    model: str | Path,
-    variant: str,
-    repo_id: str,
-    output: str | Path,
-    *,
-    private: bool = False,
-    revision: str | None = None,
-    overwrite: bool = False,
-    export_kwargs: dict | None = None,
-    push_kwargs: dict | None = None,
-) -> CommitInfo:
-    """`export_repository` then `push_repository` with the same `repo_id` (what pretraining's --push_to_hub runs)."""
-    export_repository(model, variant, output, repo_id=repo_id, overwrite=overwrite, **(export_kwargs or {}))
-    return push_repository(output, repo_id, private=private, revision=revision, **(push_kwargs or {}))
-
-
-__all__: Sequence[str] = ["export_and_push", "push_repository", "repository_files"]
+__all__ = ["push_repository", "repository_files"]

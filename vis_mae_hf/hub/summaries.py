@@ -32,9 +32,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..vocabulary import HUB_TASK_TYPES
 from .variants import VARIANTS
 
-EVALUATION_TASKS = ("semantic-segmentation", "image-classification")
+EVALUATION_TASKS = tuple(HUB_TASK_TYPES.values())
 
 
 class SummaryError(ValueError):

@@ -52,7 +52,8 @@ REQUIRED_CARD_SECTIONS = (
     "## Citation",
 )
 REPO_ID_PATTERN = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-UNFILLED_PLACEHOLDER = re.compile(r"\$\{[A-Za-z_]\w*\}")
+# Jinja2 syntax the renderer did not process: a placeholder, a statement or a comment.
+UNFILLED_PLACEHOLDER = re.compile(r"\{\{[^{}]*\}\}|\{%[^{}]*%\}|\{#[^{}]*#\}")
 MODEL_CLASSES = {
     name: getattr(modeling_vis_mae, name) for name in modeling_vis_mae.__all__ if name.startswith("VisMae")
 }
@@ -169,6 +170,20 @@ def _check_model_and_processor(repo_dir: Path, config: dict | None, failures: li
         failures.append(f"the model does not run on the processor's output: {error}")
 
 
+def card_text_problems(text: str) -> list[str]:
+    """What the text of a model card lacks or leaves unfilled: the required sections, the statement that the model is
+    not a medical device, the vis-mae-hf version. Each problem reads as a predicate ("lacks the section ...")."""
+    problems = [f"lacks the section {section!r}" for section in REQUIRED_CARD_SECTIONS if section not in text]
+    if "not a medical device" not in text.lower():
+        problems.append("does not state that the model is not a medical device")
+    unfilled = sorted(set(UNFILLED_PLACEHOLDER.findall(text)))
+    if unfilled:
+        problems.append(f"has unfilled template placeholders {unfilled}")
+    if not re.search(r"vis-mae-hf \d+\.\d+", text):
+        problems.append("does not state the vis-mae-hf version")
+    return problems
+
+
 def _check_card(repo_dir: Path, repo_id: str | None, failures: list[str]) -> None:
     path = repo_dir / "README.md"
     if not path.is_file():
@@ -208,18 +223,8 @@ def _check_card(repo_dir: Path, repo_id: str | None, failures: list[str]) -> Non
             failures.append(f"README.md {key} entries {bad} are not Hub ids (namespace/name)")
     if "model-index" in metadata and not metadata.get("metrics"):
         failures.append("README.md has results (model-index) but no metrics list")
-    text = card.text
-    for section in REQUIRED_CARD_SECTIONS:
-        if section not in text:
-            failures.append(f"README.md lacks the section {section!r}")
-    if "not a medical device" not in text.lower():
-        failures.append("README.md does not state that the model is not a medical device")
-    unfilled = sorted(set(UNFILLED_PLACEHOLDER.findall(text)))
-    if unfilled:
-        failures.append(f"README.md has unfilled template placeholders {unfilled}")
-    if "vis-mae-hf" not in text or not re.search(r"vis-mae-hf \d+\.\d+", text):
-        failures.append("README.md does not state the vis-mae-hf version")
-    if repo_id is not None and f'"{repo_id}"' not in text:
+    failures.extend(f"README.md {problem}" for problem in card_text_problems(card.text))
+    if repo_id is not None and f'"{repo_id}"' not in card.text:
         failures.append(
             f"README.md's examples do not load {repo_id!r}: export again with --repo-id {repo_id} so the card names "
             "the repository it is pushed to"

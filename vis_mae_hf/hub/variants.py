@@ -1,7 +1,7 @@
 """The six published VIS-MAE variants: what each is pretrained on and what input its image processor expects.
 
 VIS-MAE-Generic is pretrained on every modality of the corpus, each other variant on one modality only (the paper:
-2,486,425 unlabeled images in all). The variant names are the `modality` values of pretraining
+`PAPER_TOTAL_IMAGES` unlabeled images in all). The variant names are the `modality` values of pretraining
 (`PretrainingArguments.modality`), and the upper-case names are the keys of a corpus's modality counts.
 
 Processor defaults (the input each variant's Hub repository declares in `preprocessor_config.json`):
@@ -56,6 +56,9 @@ class HubVariant:
         return f"vis-mae-{self.name}"
 
 
+PAPER_TOTAL_IMAGES = 2_486_425
+"""Images the paper pretrained on, all modalities together (what VIS-MAE-Generic saw)."""
+
 VARIANTS: dict[str, HubVariant] = {
     variant.name: variant
     for variant in (
@@ -64,8 +67,8 @@ VARIANTS: dict[str, HubVariant] = {
             title="VIS-MAE-Generic",
             modality_description="CT, MR, PET, X-ray and ultrasound together",
             modality_tags=("ct", "mri", "pet", "x-ray", "ultrasound"),
-            paper_images="2,486,425 images of all five modalities",
-            paper_image_count="2,486,425",
+            paper_images=f"{PAPER_TOTAL_IMAGES:,} images of all five modalities",
+            paper_image_count=f"{PAPER_TOTAL_IMAGES:,}",
         ),
         HubVariant(
             name="ct",
@@ -110,9 +113,6 @@ VARIANTS: dict[str, HubVariant] = {
         ),
     )
 }
-
-PAPER_TOTAL_IMAGES = 2_486_425
-PAPER_EPOCHS = 800
 
 
 def get_variant(name: str) -> HubVariant:

@@ -389,9 +389,9 @@ def check_hub_arguments(args: PretrainingArguments) -> None:
 
 def push_pretrained_model(output_dir: Path, args: PretrainingArguments) -> None:
     """Export the run as a Hub repository (card, remote code, variant processor), validate it, push it."""
-    from ...hub import export_and_push
+    from ..publishing import publish_run
 
-    export_and_push(output_dir, args.hub_variant or args.modality, args.hub_model_id, output_dir / "hub_repository", overwrite=True)
+    publish_run(output_dir, args.hub_variant or args.modality, args.hub_model_id, output_dir / "hub_repository")
 
 
 __all__ = ["PretrainingArguments", "PretrainingResult", "run_pretraining", "pretrain", "NonFiniteLossError"]
