@@ -17,8 +17,8 @@ from test_data_support import (
 
 from vis_mae_hf.data import convert, load_converted
 from vis_mae_hf.data.volumes import through_plane_axis
-from vis_mae_hf.medical.orientation import display_slice
 from vis_mae_hf.image_processing_vis_mae import apply_window
+from vis_mae_hf.medical.orientation import display_slice
 
 
 def _convert(name, source, tmp_path, **options):

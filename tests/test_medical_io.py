@@ -102,9 +102,8 @@ def test_enhanced_ct_rescale_and_window_come_from_functional_groups():
         loaded = load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame).pixels
         np.testing.assert_allclose(loaded, expected, atol=1e-6)
         explicit = np.clip((hounsfield - (40 - 400 / 2)) / 400, 0, 1)
-        np.testing.assert_allclose(
-            load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame, window="abdomen").pixels, explicit, atol=1e-6
-        )
+        windowed = load_medical_image(pydicom_file("eCT_Supplemental.dcm"), frame=frame, window="abdomen")
+        np.testing.assert_allclose(windowed.pixels, explicit, atol=1e-6)
 
 
 def test_header_window_index_picks_among_several():
@@ -132,7 +131,8 @@ def test_modality_lut_sequence_and_voi_lut_sequence_are_applied():
     bits = lut.LUTDescriptor[2]
     table = np.asarray(lut.LUTData, dtype=np.float64) / (2**bits - 1)
     expected = table[np.clip(dataset.pixel_array.astype(np.int64) - lut.LUTDescriptor[1], 0, len(table) - 1)]
-    np.testing.assert_allclose(load_medical_image(pydicom_file("vlut_04.dcm"), window="header").pixels, expected, atol=1e-6)
+    image = load_medical_image(pydicom_file("vlut_04.dcm"), window="header")
+    np.testing.assert_allclose(image.pixels, expected, atol=1e-6)
 
 
 def test_header_window_missing_is_an_error():
@@ -308,7 +308,8 @@ def test_multi_frame_mr_by_index():
 
 
 def test_window_on_a_colour_image_is_an_error():
-    with pytest.raises(MedicalImageError, match=r"examples_rgb_color\.dcm holds display values \(colour RGB\).*window='lung' cannot apply"):
+    message = r"examples_rgb_color\.dcm holds display values \(colour RGB\).*window='lung' cannot apply"
+    with pytest.raises(MedicalImageError, match=message):
         load_medical_image(pydicom_file("examples_rgb_color.dcm"), window="lung").pixels
 
 
@@ -393,8 +394,10 @@ def test_las_and_ras_nifti_give_the_same_canonical_slices(tmp_path):
         from_ras = load_medical_image(ras, slice_index=slice_index).pixels
         assert from_las.shape == (41, 33) and from_las.dtype == np.float32
         np.testing.assert_array_equal(from_las, from_ras)
-    assert not np.array_equal(load_medical_image(las, slice_index=0).pixels, load_medical_image(las, slice_index=24).pixels)
-    np.testing.assert_array_equal(load_medical_image(las).pixels, load_medical_image(las, slice_index=12).pixels)  # middle
+    first, last = load_medical_image(las, slice_index=0), load_medical_image(las, slice_index=24)
+    assert not np.array_equal(first.pixels, last.pixels)
+    middle = load_medical_image(las, slice_index=12)
+    np.testing.assert_array_equal(load_medical_image(las).pixels, middle.pixels)  # the middle slice by default
 
 
 def test_nifti_slice_is_shown_the_radiological_way(tmp_path):
@@ -696,7 +699,9 @@ def test_float_tiff_in_hounsfield_units_and_multi_page_tiff(tmp_path):
     hounsfield = np.linspace(-1000, 1000, 24 * 24, dtype=np.float32).reshape(24, 24)
     Image.fromarray(hounsfield).save(tmp_path / "slice.tif")
     np.testing.assert_allclose(
-        load_medical_image(tmp_path / "slice.tif", window="abdomen").pixels, np.clip((hounsfield + 160) / 400, 0, 1), atol=1e-6
+        load_medical_image(tmp_path / "slice.tif", window="abdomen").pixels,
+        np.clip((hounsfield + 160) / 400, 0, 1),
+        atol=1e-6,
     )
     np.testing.assert_allclose(load_medical_image(tmp_path / "slice.tif").pixels, (hounsfield + 1000) / 2000, atol=1e-6)
 
