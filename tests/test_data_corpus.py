@@ -18,7 +18,12 @@ from vis_mae_hf.data.corpus import (
     load_corpus,
     read_corpus_summary,
 )
-from vis_mae_hf.data.modality_preprocessing import letterbox, modality_from_path
+from vis_mae_hf.data.modality_preprocessing import (
+    ModalityPreprocessing,
+    letterbox,
+    modality_from_path,
+    read_images,
+)
 
 
 def _testdata(name: str) -> Path:
@@ -140,6 +145,27 @@ def test_modality_hints_and_walk_order(tmp_path):
     assert modality_from_path(Path("/data/pt_017/x.png")) is None  # a patient folder, not PET
     summary = build_corpus([tmp_path / "a"], tmp_path / "out", default_modality="MRI", progress=False)
     assert summary["images_by_modality"]["MR"] == 2
+
+
+def test_ct_without_a_header_window_takes_the_corpus_window():
+    """The corpus uses a CT's own header window when the file has one (693_UNCR: W100/L40) and `window` when it has
+    none (CT_small): decided from the loaded image's `header_windows`, whatever the window option."""
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    small = pydicom.dcmread(_testdata("CT_small.dcm"))
+    assert "WindowCenter" not in small
+    hounsfield = apply_modality_lut(small.pixel_array, small).astype(np.float64)
+    for window, (width, level) in (((400.0, 40.0), (400, 40)), ("lung", (1500, -600))):
+        modality, images = read_images(_testdata("CT_small.dcm"), ModalityPreprocessing(window=window))
+        assert modality == "CT" and [index for index, _ in images] == [-1]
+        expected = np.clip((hounsfield - (level - width / 2)) / width, 0, 1)
+        np.testing.assert_allclose(images[0][1], expected, atol=1e-6)
+
+    head = pydicom.dcmread(_testdata("693_UNCR.dcm"))
+    head_hounsfield = head.pixel_array.astype(np.float64) - 1024.0
+    _, images = read_images(_testdata("693_UNCR.dcm"), ModalityPreprocessing(window="lung"))
+    np.testing.assert_allclose(images[0][1], np.clip((head_hounsfield - (40 - 50)) / 100, 0, 1), atol=1e-6)
 
 
 def test_letterbox_keeps_aspect_ratio():

@@ -16,8 +16,9 @@ from test_data_support import (
 )
 
 from vis_mae_hf.data import convert, load_converted
-from vis_mae_hf.data.volumes import display_slice, through_plane_axis
+from vis_mae_hf.data.volumes import through_plane_axis
 from vis_mae_hf.image_processing_vis_mae import apply_window
+from vis_mae_hf.medical.orientation import display_slice
 
 
 def _convert(name, source, tmp_path, **options):
@@ -107,8 +108,7 @@ def test_acdc_slices_along_the_through_plane_axis(tmp_path):
 
 
 def test_through_plane_axis_and_display_orientation():
-    affine = np.diag([1.5, 10.0, 1.5, 1.0])
-    assert through_plane_axis(affine) == 1
+    assert through_plane_axis((1.5, 10.0, 1.5)) == 1
     volume = np.zeros((3, 4, 5))
     volume[2, 0, 4] = 1  # patient right (x max), posterior (y min), superior (z max)
     axial = display_slice(volume, 2, 4)

@@ -8,6 +8,8 @@ whose answer is known (class 1 where the input is bright), so a transposed or fl
 import json
 import random
 import re
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import nibabel as nib
@@ -33,9 +35,10 @@ from vis_mae_hf import (
 from vis_mae_hf.app.cli import main as vis_mae_main
 from vis_mae_hf.inference import TASK_SEGMENTATION, VisMaePredictor
 from vis_mae_hf.inference.inputs import (
-    image_window,
-    load_volume_in_unit_range,
+    load_image_for_model,
+    model_window,
     output_stem,
+    volume_in_unit_range,
 )
 from vis_mae_hf.inference.outputs import predicted_label
 from vis_mae_hf.inference.overlay import OVERLAY_ALPHA, label_colour
@@ -179,13 +182,13 @@ def test_volume_slices_reach_the_model_as_the_loader_shows_them(tmp_path):
     path = tmp_path / "permuted.nii.gz"
     nib.save(nib.Nifti1Image(random_volume((9, 11, 4)), PERMUTED_AFFINE), path)
     predictor = known_predictor(normalization="min_max")
-    volume, _ = load_medical_volume(path)
+    volume = load_medical_volume(path).values
 
     predictor.segment_volume(volume, batch_size=1)
 
     assert len(predictor.model.seen) == volume.shape[AXIAL_AXIS] == 4
     for index, pixel_values in enumerate(predictor.model.seen):
-        expected = load_medical_image(path, slice_index=index)  # min-max scaled per slice, like the processor
+        expected = load_medical_image(path, slice_index=index).pixels  # min-max per slice, like the processor
         np.testing.assert_allclose(pixel_values[0, 0].numpy(), expected, atol=1e-5)
 
 
@@ -228,7 +231,8 @@ def test_shuffled_dicom_series_mask_matches_each_dicom_slice(tmp_path, capsys, k
     status, out, err = predict(capsys, "known", tmp_path / "series", "--output", tmp_path / "out")
 
     assert status == 0, err
-    volume, affine = load_medical_volume(tmp_path / "series")
+    loaded = load_medical_volume(tmp_path / "series")
+    volume, affine = loaded.values, loaded.affine
     mask = nib.load(tmp_path / "out" / "series_mask.nii.gz")
     assert mask.shape == volume.shape == (10, 12, 5)
     np.testing.assert_allclose(mask.affine, affine, atol=1e-4)
@@ -259,6 +263,45 @@ def test_volume_probabilities_are_saved_on_the_input_grid(tmp_path, capsys, know
     np.testing.assert_array_equal(values.argmax(axis=-1), mask)
 
 
+def count_file_reads(monkeypatch) -> Counter:
+    """How often each file name is opened by `pydicom.dcmread` or `nibabel.load` from now on."""
+    reads: Counter = Counter()
+    real_dcmread, real_load = pydicom.dcmread, nib.load
+
+    def dcmread(path, *args, **kwargs):
+        reads[Path(path).name] += 1
+        return real_dcmread(path, *args, **kwargs)
+
+    def load(path, *args, **kwargs):
+        reads[Path(path).name] += 1
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(pydicom, "dcmread", dcmread)
+    monkeypatch.setattr(nib, "load", load)
+    return reads
+
+
+def test_predict_reads_each_input_file_once(tmp_path, capsys, known_model, monkeypatch):
+    """Modality, header window, frame count and the input's grid come with the loaded image or volume: no input
+    file is opened a second time for its metadata."""
+    write_series(tmp_path / "series", window=("400", "40"))
+    nib.save(nib.Nifti1Image(random_volume((9, 11, 4)), PERMUTED_AFFINE), tmp_path / "scan.nii.gz")
+    shutil.copy(pydicom_file("CT_small.dcm"), tmp_path / "ct.dcm")
+    reads = count_file_reads(monkeypatch)
+
+    status, out, err = predict(
+        capsys, "known", tmp_path / "series", tmp_path / "scan.nii.gz", tmp_path / "ct.dcm",
+        "--output", tmp_path / "out", "--save-probabilities",
+    )
+
+    assert status == 0, err
+    slices = sorted(path.name for path in (tmp_path / "series").iterdir())
+    assert len(slices) == 5
+    assert reads == Counter(dict.fromkeys([*slices, "scan.nii.gz", "ct.dcm"], 1))
+    assert "header W400/L40 (CT default)" in out  # the series' window, from the slices read once
+    assert (tmp_path / "out" / "scan_probabilities.nii.gz").exists()
+
+
 # ------------------------------------------------------------------------------------------------ real model, volumes
 
 
@@ -286,11 +329,11 @@ def test_real_model_on_a_dicom_series(tmp_path, capsys, segmentation_model):
     )
 
     assert status == 0, err
-    volume, affine = load_medical_volume(tmp_path / "ct_series")
+    volume = load_medical_volume(tmp_path / "ct_series")
     mask = nib.load(tmp_path / "out" / "ct_series_mask.nii.gz")
-    assert mask.shape == volume.shape
-    np.testing.assert_allclose(mask.affine, affine, atol=1e-4)
-    assert "window header W80/L40 (CT default)" in out
+    assert mask.shape == volume.values.shape
+    np.testing.assert_allclose(mask.affine, volume.affine, atol=1e-4)
+    assert "header W80/L40 (CT default)" in out
 
 
 # ------------------------------------------------------------------------------------------------ windows
@@ -298,34 +341,46 @@ def test_real_model_on_a_dicom_series(tmp_path, capsys, segmentation_model):
 
 def test_volume_window_precedence(tmp_path):
     write_series(tmp_path / "ct", window=("400", "40"))
-    hounsfield, _ = load_medical_volume(tmp_path / "ct")
+    volume = load_medical_volume(tmp_path / "ct")
+    hounsfield = volume.values
 
     def scaled(window):
         width, level = window
         return np.clip((hounsfield - (level - width / 2)) / width, 0, 1)
 
-    explicit, _, how = load_volume_in_unit_range(tmp_path / "ct", (1000.0, 500.0), "brain")
+    explicit, how = volume_in_unit_range(volume, (1000.0, 500.0), "brain")
     np.testing.assert_allclose(explicit, scaled((1000, 500)), atol=1e-6)
     assert how == "window W1000/L500 (--window)"
-    processor, _, how = load_volume_in_unit_range(tmp_path / "ct", None, "brain")
+    processor, how = volume_in_unit_range(volume, None, "brain")
     np.testing.assert_allclose(processor, scaled((80, 40)), atol=1e-6)
     assert how == "window brain (the model's processor)"
-    header, _, how = load_volume_in_unit_range(tmp_path / "ct", None, None)
+    header, how = volume_in_unit_range(volume, None, None)
     np.testing.assert_allclose(header, scaled((400, 40)), atol=1e-6)
-    assert how == "window header W400/L40 (CT default)"
+    assert how == "header W400/L40 (CT default)"
 
     nib.save(nib.Nifti1Image(random_volume((4, 5, 3)) * 10 - 200, np.eye(4)), tmp_path / "mr.nii")
-    plain, _, how = load_volume_in_unit_range(tmp_path / "mr.nii", None, None)
+    plain, how = volume_in_unit_range(load_medical_volume(tmp_path / "mr.nii"), None, None)
     assert how == "min-max over the volume" and plain.min() == 0 and plain.max() == 1
 
 
-def test_image_window_precedence():
-    ct, mr = pydicom_file("CT_small.dcm"), pydicom_file("MR_small.dcm")
-    assert image_window(ct, "lung", "brain") == "lung"
-    assert image_window(ct, None, "brain") == "brain"  # the model was fine-tuned with it
-    assert image_window(mr, None, "brain") is None  # an MR is not in HU: a CT window makes no sense
-    assert image_window(Path("x.png"), None, "brain") is None
-    assert image_window(ct, None, None) is None  # the loader's default: header window, else min-max
+def test_image_window_precedence(tmp_path):
+    ct, mr = load_medical_image(pydicom_file("CT_small.dcm")), load_medical_image(pydicom_file("MR_small.dcm"))
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "x.png")
+    png = load_medical_image(tmp_path / "x.png")
+
+    def chosen(window, processor_window, image):
+        return model_window(window, processor_window, kind=image.kind, modality=image.modality)[0]
+
+    assert chosen("lung", "brain", ct) == "lung"
+    assert chosen(None, "brain", ct) == "brain"  # the model was fine-tuned with it
+    assert chosen(None, "brain", mr) is None  # an MR is not in HU: a CT window makes no sense
+    assert chosen(None, "brain", png) is None
+    assert chosen(None, None, ct) is None  # the loader's default: header window, else min-max
+
+    image, how = load_image_for_model(pydicom_file("CT_small.dcm"), None, "brain")
+    np.testing.assert_array_equal(image.pixels, load_medical_image(pydicom_file("CT_small.dcm"), window="brain").pixels)
+    assert how == "window brain (the model's processor)"
+    assert load_image_for_model(pydicom_file("MR_small.dcm"), None, "brain")[1] == "min-max (loader default)"
 
 
 def test_parse_window():
@@ -359,7 +414,7 @@ def test_real_dicom_gives_mask_and_overlay_at_the_original_size(tmp_path, capsys
     mask = np.asarray(Image.open(tmp_path / "CT_small_mask.png"))
     assert mask.shape == (128, 128) and mask.dtype == np.uint8
     predictor = VisMaePredictor.from_pretrained(segmentation_model, device="cpu")
-    image = load_medical_image(source)
+    image = load_medical_image(source).pixels
     expected = predictor.segment_images([image])[0].label_map
     np.testing.assert_array_equal(mask, expected)
     probabilities = np.load(tmp_path / "CT_small_probabilities.npy")

@@ -16,7 +16,12 @@ from transformers import (
 from .configuration_vis_mae import VisMaeConfig
 from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
 from .inference import VisMaePredictor
-from .medical import load_medical_image, load_medical_volume
+from .medical import (
+    MedicalImage,
+    MedicalVolume,
+    load_medical_image,
+    load_medical_volume,
+)
 from .modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
@@ -67,6 +72,8 @@ __all__ = [
     "VisMaeForSemanticSegmentation",
     "VisMaeImageProcessor",
     "VisMaeImageProcessorPil",
+    "MedicalImage",
+    "MedicalVolume",
     "load_medical_image",
     "load_medical_volume",
     "VisMaePredictor",

@@ -173,24 +173,54 @@ def convert_source(
         "output_format": output_format,
     }
     request = json.loads(json.dumps(request, default=str))  # compare as it will read back (tuples -> lists)
+    existing = _reusable_conversion(output_dir, request, overwrite)
+    if existing is not None:
+        if progress:
+            print(f"{output_dir} already holds this conversion; nothing to do.")
+            print(format_summary(existing["summary"]))
+        return ConversionResult(output_dir, existing["summary"], reused=True)
+
+    cases = _listed_cases(converter, source_dir)
+    assignment = converter.assign_folds([case for case in cases if case.split == "train"], n_folds=n_folds, seed=seed)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
+    try:
+        summary = _write_conversion(
+            converter, cases, source_dir, assignment, request, staging, num_proc=num_proc, progress=progress
+        )
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        (staging / "out").rename(output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if progress:
+        print(format_summary(summary))
+    return ConversionResult(output_dir, summary, reused=False)
+
+
+def _reusable_conversion(output_dir: Path, request: dict, overwrite: bool) -> dict | None:
+    """The metadata of the finished conversion at `output_dir` when it is this very request; None when the folder
+    may be written. A different conversion (without `overwrite`) or a foreign non-empty folder is an error."""
     existing = _existing_conversion(output_dir)
     if existing is not None:
-        if not overwrite and all(existing.get(key) == value for key, value in request.items()):
-            if progress:
-                print(f"{output_dir} already holds this conversion; nothing to do.")
-                print(format_summary(existing["summary"]))
-            return ConversionResult(output_dir, existing["summary"], reused=True)
-        if not overwrite:
-            differing = sorted(key for key, value in request.items() if existing.get(key) != value)
-            raise FileExistsError(
-                f"{output_dir} holds a different conversion (differs in {', '.join(differing)}); "
-                "choose another --output or pass --overwrite to replace it."
-            )
-    elif output_dir.exists() and any(output_dir.iterdir()):
+        if overwrite:
+            return None
+        if all(existing.get(key) == value for key, value in request.items()):
+            return existing
+        differing = sorted(key for key, value in request.items() if existing.get(key) != value)
+        raise FileExistsError(
+            f"{output_dir} holds a different conversion (differs in {', '.join(differing)}); "
+            "choose another --output or pass --overwrite to replace it."
+        )
+    if output_dir.exists() and any(output_dir.iterdir()):
         raise FileExistsError(
             f"{output_dir} exists, is not empty and is not a vis-mae conversion; refusing to write into it."
         )
+    return None
 
+
+def _listed_cases(converter: SourceConverter, source_dir: Path) -> list[Case]:
+    """The converter's cases, checked: some, in known splits, some in the cross-validation pool."""
     converter.__dict__.pop("_notes", None)
     cases = converter.list_cases(source_dir)
     if not cases:
@@ -201,53 +231,40 @@ def convert_source(
     unknown_splits = sorted({case.split for case in cases} - set(SPLITS))
     if unknown_splits:
         raise ValueError(f"{converter.name}: cases in unknown split(s) {unknown_splits}; expected {SPLITS}.")
-    train_cases = [case for case in cases if case.split == "train"]
-    if not train_cases:
+    if not any(case.split == "train" for case in cases):
         raise ValueError(f"{converter.name}: no cases in the cross-validation pool (split 'train') under {source_dir}.")
-    assignment = converter.assign_folds(train_cases, n_folds=n_folds, seed=seed)
-    label_names = converter.label_names(source_dir)
-    features = build_features(
-        converter.task, label_names, n_folds=n_folds, extra_columns=converter.extra_columns()
-    )
+    return cases
 
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.partial-", dir=output_dir.parent))
-    try:
-        dataset_dict = _build_splits(
-            converter, cases, source_dir, features, assignment, staging / "cache", num_proc, progress
-        )
-        summary = summarize_dataset_dict(
-            dataset_dict, task=converter.task, label_names=label_names, n_folds=n_folds
-        )
-        _write(dataset_dict, staging / "out", output_format)
-        del dataset_dict
-        summary["fold_method"] = assignment.method
-        summary["fold_notes"] = assignment.notes
-        metadata = dict(
-            request,
-            task=converter.task,
-            label_names=label_names,
-            mask_labels={str(i): name for i, name in enumerate(label_names)}
-            if converter.task == SEGMENTATION
-            else None,
-            homepage=converter.homepage,
-            license=converter.license,
-            citation=converter.citation,
-            source_notes=converter.conversion_notes(),
-            summary=summary,
-        )
-        folds_json = dict(assignment.to_json_dict(), rows_per_fold=summary["splits"]["train"].get("rows_per_fold"))
-        (staging / "out" / FOLDS_FILE).write_text(json.dumps(folds_json, indent=2))
-        # Written last: its presence is what marks the conversion as finished.
-        (staging / "out" / CONVERSION_METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        (staging / "out").rename(output_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if progress:
-        print(format_summary(summary))
-    return ConversionResult(output_dir, summary, reused=False)
+
+def _write_conversion(converter, cases, source_dir, assignment, request, staging, *, num_proc, progress) -> dict:
+    """Build, summarise and write the splits, folds and metadata into `staging / "out"`; returns the summary."""
+    n_folds = request["n_folds"]
+    label_names = converter.label_names(source_dir)
+    features = build_features(converter.task, label_names, n_folds=n_folds, extra_columns=converter.extra_columns())
+    dataset_dict = _build_splits(
+        converter, cases, source_dir, features, assignment, staging / "cache", num_proc, progress
+    )
+    summary = summarize_dataset_dict(dataset_dict, task=converter.task, label_names=label_names, n_folds=n_folds)
+    _write(dataset_dict, staging / "out", request["output_format"])
+    del dataset_dict
+    summary["fold_method"] = assignment.method
+    summary["fold_notes"] = assignment.notes
+    metadata = dict(
+        request,
+        task=converter.task,
+        label_names=label_names,
+        mask_labels={str(i): name for i, name in enumerate(label_names)} if converter.task == SEGMENTATION else None,
+        homepage=converter.homepage,
+        license=converter.license,
+        citation=converter.citation,
+        source_notes=converter.conversion_notes(),
+        summary=summary,
+    )
+    folds_json = dict(assignment.to_json_dict(), rows_per_fold=summary["splits"]["train"].get("rows_per_fold"))
+    (staging / "out" / FOLDS_FILE).write_text(json.dumps(folds_json, indent=2))
+    # Written last: its presence is what marks the conversion as finished.
+    (staging / "out" / CONVERSION_METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
+    return summary
 
 
 def _existing_conversion(output_dir: Path) -> dict | None:

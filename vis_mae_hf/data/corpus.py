@@ -173,7 +173,7 @@ def _ordered_results(tasks: Iterator, num_workers: int) -> Iterator[FileResult]:
         return
     import multiprocessing
 
-    from .. import medical_io  # noqa: F401  imported before forking, so workers do not each import torch again
+    from .. import medical  # noqa: F401  imported before forking, so workers do not each import torch again
 
     max_in_flight = 4 * num_workers
     with multiprocessing.Pool(num_workers) as pool:
@@ -326,27 +326,44 @@ def build_corpus(
             }
         )
     )
-    options_path = output_dir / CORPUS_OPTIONS_FILE
-    if options_path.is_file():
-        previous = json.loads(options_path.read_text())
-        if previous != options:
-            differing = sorted(key for key in options if previous.get(key) != options[key])
-            raise FileExistsError(
-                f"{output_dir} holds a corpus built with other options ({', '.join(differing)}); use another --output "
-                "or delete it."
-            )
-    else:
-        _write_json_atomically(options_path, options)
-
+    _check_or_record_options(output_dir, options)
     finished = _finished_shards(output_dir)
     _remove_unfinished(output_dir, len(finished))
     (output_dir / CORPUS_SUMMARY_FILE).unlink(missing_ok=True)
-    consumed = finished[-1]["files_consumed"] if finished else 0
     if input_files is None:
         input_files = iter_input_files(
             inputs, modality_hints=modality_hints, default_modality=default_modality, exclude=[output_dir]
         )
-    files = iter(input_files)
+    files = _files_after_finished_shards(iter(input_files), finished, output_dir)
+    started = time.perf_counter()
+    tasks = ((input_file, preprocessing, image_size) for input_file in files)
+    _write_shards(tasks, output_dir, finished, shard_size=shard_size, num_workers=num_workers, progress=progress)
+    summary = _summarize(finished, options)
+    summary["seconds_this_run"] = round(time.perf_counter() - started, 3)
+    _write_json_atomically(output_dir / CORPUS_SUMMARY_FILE, summary)
+    if progress:
+        print(format_corpus_summary(summary))
+    return summary
+
+
+def _check_or_record_options(output_dir: Path, options: dict) -> None:
+    """A corpus resumes only with the options it was started with; a new one records them."""
+    options_path = output_dir / CORPUS_OPTIONS_FILE
+    if not options_path.is_file():
+        _write_json_atomically(options_path, options)
+        return
+    previous = json.loads(options_path.read_text())
+    if previous != options:
+        differing = sorted(key for key in options if previous.get(key) != options[key])
+        raise FileExistsError(
+            f"{output_dir} holds a corpus built with other options ({', '.join(differing)}); use another --output "
+            "or delete it."
+        )
+
+
+def _files_after_finished_shards(files: Iterator[InputFile], finished: list[dict], output_dir: Path):
+    """`files` past those the finished shards consumed, checking the walk still reaches the same file there."""
+    consumed = finished[-1]["files_consumed"] if finished else 0
     last_skipped = None
     for _ in range(consumed):
         last_skipped = next(files, None)
@@ -358,12 +375,15 @@ def build_corpus(
             f"{last_skipped.path if last_skipped else 'missing'}, was {finished[-1]['last_file']}). Delete the "
             "output folder to rebuild."
         )
+    return files
 
+
+def _write_shards(tasks, output_dir: Path, finished: list[dict], *, shard_size, num_workers, progress) -> None:
+    """Process `tasks` in order into shards after the `finished` ones, appending each new shard's sidecar."""
     from tqdm.auto import tqdm
 
     schema = corpus_features().arrow_schema
-    started = time.perf_counter()
-    tasks = ((input_file, preprocessing, image_size) for input_file in files)
+    consumed = finished[-1]["files_consumed"] if finished else 0
     shard = _ShardWriter(output_dir, len(finished), schema)
     bar = tqdm(desc="corpus", unit="file", initial=consumed, disable=not progress)
     images = sum(sidecar["rows"] for sidecar in finished)
@@ -381,12 +401,6 @@ def build_corpus(
             finished.append(shard.close(consumed))
     finally:
         bar.close()
-    summary = _summarize(finished, options)
-    summary["seconds_this_run"] = round(time.perf_counter() - started, 3)
-    _write_json_atomically(output_dir / CORPUS_SUMMARY_FILE, summary)
-    if progress:
-        print(format_corpus_summary(summary))
-    return summary
 
 
 def _summarize(sidecars: list[dict], options: dict) -> dict:

@@ -121,15 +121,15 @@ def synthetic_pet_files(directory: Path) -> list[Path]:
     existing = sorted(directory.glob("pet_*.dcm"))
     if len(existing) == DEMO_FRAMES_PER_FILE:
         return existing
-    t1, affine = load_medical_volume(_mni152_file("t1"))
-    grey, _ = load_medical_volume(_mni152_file("gm"))
-    white, _ = load_medical_volume(_mni152_file("wm"))
-    activity = synthetic_fdg_activity(grey / 255.0, white / 255.0, t1 > 0.2 * t1.max())
+    t1 = load_medical_volume(_mni152_file("t1"))
+    grey = load_medical_volume(_mni152_file("gm")).values
+    white = load_medical_volume(_mni152_file("wm")).values
+    activity = synthetic_fdg_activity(grey / 255.0, white / 255.0, t1.values > 0.2 * t1.values.max())
     # axial levels that hold a real cross-section of brain, not the last wisps at the vertex
     per_slice = activity.reshape(-1, activity.shape[2]).sum(axis=0)
     slices_with_brain = np.flatnonzero(per_slice > 0.2 * per_slice.max())
     chosen = np.linspace(slices_with_brain[0], slices_with_brain[-1], DEMO_FRAMES_PER_FILE + 2)[1:-1].round().astype(int)
-    origin = np.asarray(affine)[:3, 3] + (VOXEL_MM - 1) / 2  # centre of the first 2x2x2 block of 1 mm voxels
+    origin = t1.affine[:3, 3] + (VOXEL_MM - 1) / 2  # centre of the first 2x2x2 block of 1 mm voxels
     return write_pet_series(activity, directory, chosen.tolist(), origin)
 
 
@@ -206,9 +206,9 @@ def mni152_tissue_volumes() -> tuple[np.ndarray, np.ndarray]:
     """(T1 in [0, 1], tissue labels 0..3), both (X, Y, Z) in RAS, from the MNI152 files shipped with nilearn."""
     from ..medical import load_medical_volume
 
-    t1, _ = load_medical_volume(_mni152_file("t1"))
-    grey, _ = load_medical_volume(_mni152_file("gm"))
-    white, _ = load_medical_volume(_mni152_file("wm"))
+    t1 = load_medical_volume(_mni152_file("t1")).values
+    grey = load_medical_volume(_mni152_file("gm")).values
+    white = load_medical_volume(_mni152_file("wm")).values
     t1 = t1 / t1.max()
     grey, white = grey / 255.0, white / 255.0  # shipped as uint8 probabilities
     other = np.clip(1.0 - grey - white, 0.0, 1.0)
@@ -251,13 +251,13 @@ class MNI152TissueConverter(SourceConverter):
         return contiguous_slab_folds([case.fold_unit for case in ordered], n_folds=n_folds, seed=seed)
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        from .volumes import AXIAL, display_slice
+        from ..medical.orientation import AXIAL_AXIS, display_slice
 
         t1, tissue = mni152_tissue_volumes()
         index = case.info["slice_index"]
         yield {
-            "image": encode_grey_image(display_slice(t1, AXIAL, index)),
-            "mask": encode_mask(display_slice(tissue, AXIAL, index), n_labels=len(TISSUE_LABELS)),
+            "image": encode_grey_image(display_slice(t1, AXIAL_AXIS, index)),
+            "mask": encode_mask(display_slice(tissue, AXIAL_AXIS, index), n_labels=len(TISSUE_LABELS)),
             "slice_index": index,
             "source_file": case.files["t1"],
         }

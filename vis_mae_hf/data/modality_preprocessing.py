@@ -1,7 +1,8 @@
 """Per-modality intensity preprocessing of unlabelled (and generic labelled) images: files -> [0, 1] grey slices.
 
-Decoding, modality transforms, header windows and MONOCHROME1 inversion are `medical_io`'s job; this module only
-decides, per modality, which window or normalisation to ask for and what to do after:
+Decoding, modality transforms, header windows and MONOCHROME1 inversion are `medical`'s job; this module only
+decides, per modality, which window or normalisation to apply to the loaded `MedicalImage` / `MedicalVolume` (each
+file is read once; a multi-frame DICOM once for all its frames) and what to do after:
 
 - CT: the file's own header window (WindowCenter/WindowWidth or VOI LUT: the view the scanner or technologist
   chose for that series: lung for a chest CT, brain for a head CT), else `window` (default "abdomen",
@@ -27,11 +28,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 
 from ..vocabulary import CT, IMAGING_MODALITIES, MR, PET, US, XRAY
+
+if TYPE_CHECKING:
+    from ..medical import MedicalImage, MedicalVolume
 
 # Folder-name words that name a modality. "PT" and "MRI"-like abbreviations of patient ids are deliberately not
 # here: "pt_017" is a patient, not PET.
@@ -119,122 +124,101 @@ def _is_constant(image: np.ndarray) -> bool:
     return bool(image.size == 0 or float(image.max()) - float(image.min()) < 1e-6)
 
 
-def _read_dicom_header(path: Path):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+def _read_dicom(path: Path):
+    from ..medical import UnknownFileFormatError, UnreadableMedicalImageError
+    from ..medical.dicom import read_dicom
 
     try:
-        return pydicom.dcmread(path, stop_before_pixels=True)
-    except InvalidDicomError as error:
+        return read_dicom(path)
+    except UnknownFileFormatError as error:
         raise SkippedFile("not DICOM, NIfTI or a known image format", SkippedFile.NOT_AN_IMAGE) from error
-    except Exception as error:  # pydicom raises many types on truncated files
-        raise SkippedFile(f"unreadable DICOM header: {error}", SkippedFile.UNREADABLE) from error
+    except UnreadableMedicalImageError as error:
+        raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
 
 
-def _load_dicom_frame(path: Path, modality: str, frame: int | None, options: ModalityPreprocessing) -> np.ndarray:
-    from ..medical import (
-        MedicalImageError,
-        UnreadableMedicalImageError,
-        load_medical_image,
-    )
+def frame_intensities(image: MedicalImage, modality: str, options: ModalityPreprocessing) -> np.ndarray:
+    """One loaded frame as a [0, 1] grey image, by the per-modality rules of the module docstring."""
+    from ..medical.windows import HEADER_WINDOW
 
-    if modality in (CT, XRAY):
-        try:
-            image = load_medical_image(path, window="header", frame=frame)
-            return to_grey(image)
-        except UnreadableMedicalImageError:
-            raise
-        except MedicalImageError as error:
-            if "window='header'" not in str(error):
-                raise
-        # No window in the header.
-        if modality == CT:
-            return to_grey(load_medical_image(path, window=options.window, frame=frame))
-        return percentile_rescale(to_grey(load_medical_image(path, frame=frame)), options.percentiles)
-    image = to_grey(load_medical_image(path, frame=frame))
-    if modality in (MR, PET):
-        return percentile_rescale(image, options.percentiles)
-    return image  # US: as stored
+    if modality in (CT, XRAY) and image.has_header_window:
+        return to_grey(image.with_window(HEADER_WINDOW).pixels)
+    if modality == CT:
+        return to_grey(image.with_window(options.window).pixels)
+    if modality in (XRAY, MR, PET):
+        return percentile_rescale(to_grey(image.pixels), options.percentiles)
+    return to_grey(image.pixels)  # US: as stored
 
 
 def read_dicom_images(
     path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
 ) -> tuple[str, list[tuple[int, np.ndarray]]]:
-    """(modality, [(frame index or -1, [0, 1] grey image)]) of one DICOM file."""
-    from ..medical import MedicalImageError, modality_of
+    """(modality, [(frame index or -1, [0, 1] grey image)]) of one DICOM file, read once for all its frames."""
+    from ..medical import MedicalImageError
+    from ..medical.dicom import frame_count, modality_group
+    from ..medical.images import dicom_image
 
-    header = _read_dicom_header(path)
-    modality = modality_of(header)
-    if modality is None:
-        raw = str(header.get("Modality", "") or "none").strip() or "none"
-        if modality_hint is None:
-            raise SkippedFile(f"DICOM modality {raw!r} is not one of {IMAGING_MODALITIES}", SkippedFile.MODALITY_NOT_USED)
-        modality = modality_hint
+    dataset = _read_dicom(path)
+    modality = modality_group(dataset) or modality_hint
+    if modality is None:  # checked before the pixels: reports, presentation states and NM are not decoded at all
+        raw = str(dataset.get("Modality", "") or "none").strip() or "none"
+        raise SkippedFile(f"DICOM modality {raw!r} is not one of {IMAGING_MODALITIES}", SkippedFile.MODALITY_NOT_USED)
     try:
-        n_frames = max(int(header.get("NumberOfFrames", 1) or 1), 1)
-    except (TypeError, ValueError) as error:
-        raise SkippedFile(
-            f"invalid NumberOfFrames {header.get('NumberOfFrames')!r}", SkippedFile.UNREADABLE
-        ) from error
-    images = []
-    try:
-        if n_frames == 1:
-            images.append((-1, _load_dicom_frame(path, modality, None, options)))
-        else:
-            for frame in evenly_spaced(n_frames, options.max_images_per_file):
-                images.append((frame, _load_dicom_frame(path, modality, frame, options)))
+        n_frames = frame_count(dataset, path)
+        frames = [None] if n_frames == 1 else evenly_spaced(n_frames, options.max_images_per_file)
+        images = []
+        for frame in frames:
+            image = dicom_image(dataset, path, frame=frame)
+            images.append((-1 if frame is None else frame, frame_intensities(image, modality, options)))
     except MedicalImageError as error:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
     return modality, _drop_constant(images, options)
 
 
-def read_volume_images(
-    path: Path, modality: str, options: ModalityPreprocessing
-) -> list[tuple[int, np.ndarray]]:
-    """[(axial slice index, [0, 1] grey image)] of a NIfTI file or a DICOM series folder, normalised per volume."""
+def load_volume(path: Path) -> MedicalVolume:
+    """A NIfTI file or DICOM series folder as a `MedicalVolume`; `SkippedFile` when it is not one volume."""
     from ..medical import MedicalImageError, load_medical_volume
-    from .volumes import (
-        AXIAL,
-        display_slice,
-        min_max_unit_range,
-        percentile_unit_range,
-        window_unit_range,
-    )
 
     try:
-        volume, _ = load_medical_volume(path)
+        return load_medical_volume(path)
     except MedicalImageError as error:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
+
+
+def volume_images(volume: MedicalVolume, modality: str, options: ModalityPreprocessing) -> list[tuple[int, np.ndarray]]:
+    """[(axial slice index, [0, 1] grey image)] of a loaded volume, normalised over the whole volume."""
+    from ..medical.orientation import AXIAL_AXIS, display_slice
+    from .volumes import percentile_unit_range
+
     if modality == CT:
-        scaled = window_unit_range(volume, options.window)
+        scaled = volume.unit_range(options.window)
     elif modality in (MR, PET):
-        scaled = percentile_unit_range(volume, *options.percentiles)
+        scaled = percentile_unit_range(volume.values, *options.percentiles)
     else:
-        scaled = min_max_unit_range(volume)
-    n_slices = scaled.shape[AXIAL]
+        scaled = volume.unit_range()
+    n_slices = scaled.shape[AXIAL_AXIS]
     if options.skip_constant:
-        in_plane = tuple(axis for axis in range(scaled.ndim) if axis != AXIAL)
+        in_plane = tuple(axis for axis in range(scaled.ndim) if axis != AXIAL_AXIS)
         varies = (scaled.max(axis=in_plane) - scaled.min(axis=in_plane)) > 1e-6
         candidates = np.flatnonzero(varies).tolist()
     else:
         candidates = list(range(n_slices))
     chosen = [candidates[i] for i in evenly_spaced(len(candidates), options.max_images_per_file)]
-    return [(index, display_slice(scaled, AXIAL, index)) for index in chosen]
+    return [(index, display_slice(scaled, AXIAL_AXIS, index)) for index in chosen]
 
 
 def read_raster_image(path: Path) -> list[tuple[int, np.ndarray]]:
-    """[(-1, [0, 1] grey image)] of a PNG/JPEG/TIFF/BMP: 8-bit kept as is, 16-bit/float min-max (medical_io)."""
-    from ..medical import MedicalImageError, count_frames, load_medical_image
+    """[(-1, [0, 1] grey image)] of a PNG/JPEG/TIFF/BMP: 8-bit kept as is, 16-bit/float min-max (`medical`)."""
+    from ..medical import MedicalImageError, load_medical_image
 
     try:
-        n_frames = count_frames(path)
-        if n_frames > 1:
-            raise SkippedFile(
-                f"multi-page image with {n_frames} pages; convert pages to files or DICOM", SkippedFile.NOT_AN_IMAGE
-            )
-        return [(-1, to_grey(load_medical_image(path)))]
+        image = load_medical_image(path, frame=0)
     except MedicalImageError as error:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
+    if image.num_frames > 1:
+        raise SkippedFile(
+            f"multi-page image with {image.num_frames} pages; convert pages to files or DICOM", SkippedFile.NOT_AN_IMAGE
+        )
+    return [(-1, to_grey(image.pixels))]
 
 
 def read_images(
@@ -244,10 +228,10 @@ def read_images(
 
     Raises `SkippedFile` with the reason when the file gives no image.
     """
-    from ..medical import file_kind
+    from ..medical.files import DICOM, NIFTI, file_kind
 
     kind = file_kind(path)
-    if kind == "dicom":
+    if kind == DICOM:
         return read_dicom_images(path, options, modality_hint)
     modality = modality_hint or modality_from_path(path)
     if modality is None:
@@ -256,8 +240,8 @@ def read_images(
             "a modality for its input folder",
             SkippedFile.MODALITY_UNKNOWN,
         )
-    if kind == "nifti":
-        return modality, read_volume_images(path, modality, options)
+    if kind == NIFTI:
+        return modality, volume_images(load_volume(path), modality, options)
     return modality, _drop_constant(read_raster_image(path), options)
 
 

@@ -1,34 +1,32 @@
-"""From 3-D volumes to the 2-D slices the model sees: slice axis, display orientation, intensity, selection.
+"""From 3-D volumes to the 2-D slices the model sees: slice axis, intensity, image and mask on one grid, selection.
 
-Volumes are read with `medical_io.load_medical_volume`, which returns physical values (HU for CT) in canonical
-RAS orientation for NIfTI files and DICOM series alike; image and mask go through the same call, so they stay
+Volumes are read with `medical.load_medical_volume`, which returns physical values (HU for CT) in canonical RAS
+orientation for NIfTI files and DICOM series alike; image and mask go through the same call, so they stay
 voxel-aligned (orientation changes are permutations and flips, never interpolation, so masks keep their labels).
-
-A slice `volume[..., k]` of a RAS array has patient-left-to-right along its first axis; `display_slice` turns it
-into the radiological display convention of DICOM viewers (rows top = anterior for axial, superior for coronal
-and sagittal; image left = patient right), which is how the 2-D DICOM images of the pretraining corpus look.
+Windows and min-max scaling are `MedicalVolume.unit_range`; slices are cut and shown the radiological way with
+`medical.orientation.display_slice`, which is how the 2-D DICOM images of the pretraining corpus look.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..medical.orientation import AXIAL_AXIS, display_slice  # noqa: F401  (re-exported: one implementation)
+if TYPE_CHECKING:  # importing `medical` imports torch, which only the loading functions below need
+    from ..medical import MedicalVolume
 
-AXIAL = AXIAL_AXIS
 
-
-def through_plane_axis(affine: np.ndarray) -> int:
-    """The axis with the largest voxel spacing: the slice direction of a 2-D multi-slice acquisition.
+def through_plane_axis(spacing: Sequence[float]) -> int:
+    """The axis with the largest voxel spacing (`MedicalVolume.spacing`): the slice direction of a 2-D multi-slice
+    acquisition.
 
     Cine MR (ACDC) is acquired as ~10 mm-apart short-axis slices of ~1.5 mm pixels; after reorientation to RAS the
     short axis can land on any array axis, so it is found from the spacing, not assumed to be the last one.
     """
-    spacing = np.linalg.norm(np.asarray(affine, dtype=np.float64)[:3, :3], axis=0)
-    return int(np.argmax(spacing))
+    return int(np.argmax(np.asarray(spacing, dtype=np.float64)))
 
 
 def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
@@ -49,34 +47,29 @@ def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99
     return apply_window(volume, width=float(upper - lower), level=float(upper + lower) / 2.0)
 
 
-def window_unit_range(volume: np.ndarray, window: str | Sequence[float]) -> np.ndarray:
-    """A CT volume in HU -> [0, 1] through a named preset or an explicit (width, level)."""
-    from ..image_processing_vis_mae import apply_window, resolve_window
-
-    width, level = resolve_window(window)
-    return apply_window(volume, width, level)
-
-
-def min_max_unit_range(volume: np.ndarray) -> np.ndarray:
-    from ..image_processing_vis_mae import scale_min_max
-
-    return scale_min_max(volume)
-
-
-def load_image_and_mask(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image volume float32, mask volume int16, affine) from two files that must share their voxel grid."""
+def load_label_volume(mask_path: Path, image: MedicalVolume) -> np.ndarray:
+    """The label volume in `mask_path` as int16 class indices, checked to lie on the voxel grid of `image`."""
     from ..medical import load_medical_volume
 
-    image, affine = load_medical_volume(image_path)
-    mask, mask_affine = load_medical_volume(mask_path)
-    if image.shape != mask.shape:
-        raise ValueError(f"{mask_path} has shape {mask.shape} but its image {image_path} has {image.shape}.")
-    if not np.allclose(affine, mask_affine, atol=1e-3):
-        raise ValueError(f"{mask_path} and {image_path} are not on the same voxel grid (affines differ).")
-    rounded = np.rint(mask)
-    if not np.allclose(mask, rounded, atol=1e-3):
+    mask = load_medical_volume(mask_path)
+    if mask.values.shape != image.values.shape:
+        raise ValueError(
+            f"{mask_path} has shape {mask.values.shape} but its image {image.path} has {image.values.shape}."
+        )
+    if not np.allclose(mask.affine, image.affine, atol=1e-3):
+        raise ValueError(f"{mask_path} and {image.path} are not on the same voxel grid (affines differ).")
+    rounded = np.rint(mask.values)
+    if not np.allclose(mask.values, rounded, atol=1e-3):
         raise ValueError(f"{mask_path}: a label volume must hold integer class indices.")
-    return image, rounded.astype(np.int16), affine
+    return rounded.astype(np.int16)
+
+
+def load_image_and_mask(image_path: Path, mask_path: Path) -> tuple[MedicalVolume, np.ndarray]:
+    """(image volume, int16 mask on its grid) from two files that must share their voxel grid."""
+    from ..medical import load_medical_volume
+
+    image = load_medical_volume(image_path)
+    return image, load_label_volume(mask_path, image)
 
 
 def foreground_slice_indices(mask: np.ndarray, axis: int) -> list[int]:

@@ -2,9 +2,10 @@
 
 Dispatch (`input_kind`): a folder is a DICOM series volume, a `.nii` / `.nii.gz` file a NIfTI volume (a 2-D NIfTI is
 a volume of one slice), anything else one 2-D image (DICOM with any or no suffix, PNG, JPEG, TIFF, BMP). Reading and
-validation are `medical_io`'s: this module only decides which window to ask for.
+validation are `medical`'s: each input is read once, and the window is chosen from what the loaded `MedicalImage` /
+`MedicalVolume` says (its kind and modality), then applied to the values it holds.
 
-Window precedence, the same for 2-D images and volumes:
+Window precedence, the same for 2-D images and volumes (`model_window`):
 
 1. the window the user asked for (`--window`: a `CT_WINDOW_PRESETS` name, "W,L", or "header" for the file's own
    window: DICOM WindowCenter/WindowWidth, NIfTI cal_min/cal_max);
@@ -20,34 +21,29 @@ The processor then applies the model's own normalisation to these [0, 1] images.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-import pydicom
-from pydicom.errors import InvalidDicomError
 
-from ..image_processing_vis_mae import (
-    apply_window,
-    resolve_window,
-    scale_min_max,
-)
 from ..medical import (
-    NIFTI_SUFFIXES,
-    RASTER_SUFFIXES,
+    MedicalImage,
     MedicalImageError,
     MedicalImageNotFoundError,
-    header_windows,  # the one parser of WindowCenter/WindowWidth (multi-valued, functional groups)
-    load_medical_volume,
-    modality_of,
+    MedicalVolume,
+    load_medical_image,
 )
-from ..medical.windows import HEADER_WINDOW, Window, describe_window
+from ..medical.files import NIFTI, NIFTI_SUFFIXES, RASTER_SUFFIXES
+from ..medical.windows import HEADER_WINDOW, Window, window_label
 from ..vocabulary import CT
 
 IMAGE = "image"
 VOLUME = "volume"
+
+USER_WINDOW = "--window"
+PROCESSOR_WINDOW = "the model's processor"
+LOADER_DEFAULT = "loader default"
+CT_DEFAULT = "CT default"
 
 
 def input_kind(path: str | Path) -> str:
@@ -70,98 +66,42 @@ def output_stem(path: str | Path) -> str:
     return name
 
 
-def image_window(path: str | Path, window: Window | None, processor_window: Window | None) -> Window | None:
-    """The `window` to pass to `load_medical_image` for a 2-D input (see the module docstring for the order)."""
+def model_window(
+    window: Window | None, processor_window: Window | None, *, kind: str, modality: str | None
+) -> tuple[Window | None, str]:
+    """Steps 1 and 2 of the precedence above for a loaded input: (the window, who chose it); (None, `LOADER_DEFAULT`)
+    leaves the loader's default."""
     if window is not None:
-        return window
-    if processor_window is None:
-        return None
-    path = Path(path)
-    if path.name.lower().endswith(NIFTI_SUFFIXES):
-        return processor_window
-    if path.name.lower().endswith(RASTER_SUFFIXES):
-        return None  # no modality: a PNG is a display image, a 16-bit TIFF raw data of unknown kind
-    return processor_window if modality_of(path) == CT else None
+        return window, USER_WINDOW
+    if processor_window is not None and (kind == NIFTI or modality == CT):
+        return processor_window, PROCESSOR_WINDOW
+    return None, LOADER_DEFAULT
 
 
-def load_volume_in_unit_range(
-    path: str | Path, window: Window | None, processor_window: Window | None
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """A NIfTI volume or DICOM series folder as float32 (X, Y, Z) in [0, 1], canonical RAS, with its affine.
-
-    Returns:
-        `(volume, affine, intensity)`: `intensity` says which mapping was used ("window abdomen (model processor)",
-        "min-max over the volume", ...), for the user.
-    """
-    path = Path(path)
-    volume, affine = load_medical_volume(path)
-    # DICOM series: modality and header window from the slice headers (NIfTI has neither)
-    series_headers = _series_headers(path) if path.is_dir() else None
-    is_ct_series = series_headers is not None and _most_common_modality(series_headers) == CT
-    if window is not None:
-        source = "--window"
-    elif processor_window is not None and (series_headers is None or is_ct_series):
-        window, source = processor_window, "the model's processor"
-    elif is_ct_series and _series_header_window(series_headers) is not None:
-        window, source = HEADER_WINDOW, "CT default"
-    else:
-        return np.asarray(scale_min_max(volume), dtype=np.float32), affine, "min-max over the volume"
-
-    if window == HEADER_WINDOW:
-        width, level = _volume_header_window(path, series_headers)
-        label = f"header W{width:g}/L{level:g}"
-    else:
-        try:
-            width, level = resolve_window(window)
-        except ValueError as error:
-            raise MedicalImageError(f"{error} (predicting {path})") from error
-        label = describe_window(window)
-    unit = np.asarray(apply_window(volume, width, level), dtype=np.float32)
-    return unit, affine, f"window {label} ({source})"
+def load_image_for_model(
+    path: str | Path, window: Window | None, processor_window: Window | None, *, frame: int | None = None
+) -> tuple[MedicalImage, str]:
+    """A 2-D input read once, under the window of the precedence above; and how its intensities were mapped, for
+    the user (e.g. "window brain (the model's processor)")."""
+    image = load_medical_image(path, window=window, frame=frame)
+    chosen, source = model_window(window, processor_window, kind=image.kind, modality=image.modality)
+    if source == PROCESSOR_WINDOW:
+        image = image.with_window(chosen)
+    return image, f"{image.intensity} ({source})"
 
 
-def _volume_header_window(path: Path, series_headers: list | None) -> tuple[float, float]:
-    if series_headers is not None:
-        window = _series_header_window(series_headers)
-        if window is None:
-            raise MedicalImageError(
-                f"--window header but the DICOM series in {path} has no WindowCenter/WindowWidth; pass a preset or "
-                "WIDTH,LEVEL."
-            )
-        return window
-    header = nib.load(path).header
-    low, high = float(header["cal_min"]), float(header["cal_max"])
-    if not high > low:
-        raise MedicalImageError(f"--window header but {path} sets no display range (cal_min/cal_max).")
-    return high - low, (high + low) / 2.0
-
-
-def _series_headers(folder: Path) -> list[pydicom.Dataset]:
-    """The headers of the folder's slices (load_medical_volume has already read and validated the series)."""
-    headers = []
-    for file in sorted(p for p in folder.iterdir() if p.is_file()):
-        try:
-            dataset = pydicom.dcmread(file, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError):
-            continue  # not DICOM: skipped by load_medical_volume too
-        if "ImagePositionPatient" in dataset:  # slices only, not reports or DICOMDIRs
-            headers.append(dataset)
-    return headers
-
-
-def _most_common_modality(headers: list[pydicom.Dataset]) -> str | None:
-    modalities = Counter(modality_of(dataset) for dataset in headers)
-    return modalities.most_common(1)[0][0] if modalities else None
-
-
-def _series_header_window(headers: list[pydicom.Dataset]) -> tuple[float, float] | None:
-    """The slices' first header window (width, level); slices normally share it, else the most common one."""
-    windows: Counter[tuple[float, float]] = Counter()
-    for dataset in headers:
-        found = header_windows(dataset, 0)
-        if found and found[0][0] > 0:
-            windows[(found[0][0], found[0][1])] += 1
-    return windows.most_common(1)[0][0] if windows else None
+def volume_in_unit_range(
+    volume: MedicalVolume, window: Window | None, processor_window: Window | None
+) -> tuple[np.ndarray, str]:
+    """A loaded volume as float32 (X, Y, Z) in [0, 1] under the window of the precedence above, and how its
+    intensities were mapped ("window abdomen (the model's processor)", "min-max over the volume", ...)."""
+    chosen, source = model_window(window, processor_window, kind=volume.kind, modality=volume.modality)
+    if source == LOADER_DEFAULT and volume.modality == CT and volume.header_windows:
+        chosen, source = HEADER_WINDOW, CT_DEFAULT
+    if chosen is None:
+        return volume.unit_range(None), "min-max over the volume"
+    label = window_label(chosen, volume.resolved_window(chosen))
+    return volume.unit_range(chosen), f"{label} ({source})"
 
 
 def unique_output_stems(paths: Sequence[Path]) -> dict[Path, str]:

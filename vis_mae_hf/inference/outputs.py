@@ -7,7 +7,8 @@ File conventions (what `vis-mae predict` writes into `--output`):
 - `<name>_overlay.png`: `overlay.overlay_image`, for a person to look at.
 - `<name>_mask.nii.gz`: uint8 label volume with the input's shape and affine. NIfTI inputs get their mask in their
   own voxel order (not the canonical RAS order the model worked in), so any viewer or script that reads the input
-  reads the mask the same way; DICOM series get the volume `load_medical_volume` builds (RAS) and its affine.
+  reads the mask the same way; DICOM series get the RAS volume `load_medical_volume` builds and its affine. The
+  input's grid comes from the `MedicalVolume` it was loaded as: no file is opened again.
 - `<name>_probabilities.nii.gz` (volumes) / `<name>_probabilities.npy` (2-D): float32 class probabilities, the
   class on the last NIfTI axis (X, Y, Z, num_labels), on the first numpy axis (num_labels, H, W).
 - `predictions.csv` / `predictions.json`: classification, one row per input.
@@ -24,7 +25,7 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from ..medical import MedicalImageError, save_mask_like
+from ..medical import MedicalVolume, save_mask_like
 from .overlay import overlay_image
 
 MULTI_LABEL_THRESHOLD = 0.5
@@ -73,63 +74,17 @@ def write_labels_json(label_names: Sequence[str], directory: str | Path) -> Path
 # ------------------------------------------------------------------------------------------------ volumes
 
 
-def _input_grid(input_path: Path, affine_ras: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """(orientation transform canonical -> input, input affine, input spatial shape) of a volume input.
-
-    A DICOM series has no voxel layout of its own beyond the one `load_medical_volume` builds: identity.
-    """
-    if input_path.is_dir():
-        identity = nib.orientations.axcodes2ornt(("R", "A", "S"))
-        return identity, affine_ras, ()
-    header_image = nib.load(input_path)  # header only: the data were read by load_medical_volume
-    shape = tuple(header_image.shape)
-    while len(shape) > 3 and shape[-1] == 1:  # (X, Y, Z, 1): load_medical_volume dropped the trailing axis too
-        shape = shape[:-1]
-    input_orientation = nib.orientations.io_orientation(header_image.affine)
-    # load_medical_volume reoriented with as_closest_canonical = apply_orientation(data, input_orientation);
-    # going from RAS back to the input's orientation is the transform RAS -> input_orientation.
-    to_input = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt(("R", "A", "S")), input_orientation)
-    return to_input, np.asarray(header_image.affine, dtype=np.float64), shape
+def write_volume_mask(label_map_ras: np.ndarray, volume: MedicalVolume, path: str | Path) -> Path:
+    """`<name>_mask.nii.gz` (uint8) with the input's shape, voxel order and affine (`to_source_layout`)."""
+    return save_mask_like(volume.to_source_layout(label_map_ras), volume.source_affine, path)
 
 
-def volume_in_input_layout(
-    array_ras: np.ndarray, affine_ras: np.ndarray, input_path: str | Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """A canonical-RAS array (X, Y, Z) back in the voxel order of the volume input it was predicted from.
-
-    Returns:
-        `(array, affine)`: the input's shape (a 2-D NIfTI gives 2-D) and the input's own affine, so the result
-        overlays the input in every viewer and in plain array indexing.
-    """
-    input_path = Path(input_path)
-    to_input, affine, shape = _input_grid(input_path, affine_ras)
-    array = nib.orientations.apply_orientation(np.asarray(array_ras), to_input)
-    if shape:
-        if int(np.prod(array.shape)) != int(np.prod(shape)):
-            raise MedicalImageError(f"A prediction of shape {array_ras.shape} does not fit {input_path} ({shape}).")
-        array = array.reshape(shape)
-    # The round trip must land on the input's own grid: same affine up to float32 header precision.
-    back = nib.orientations.inv_ornt_aff(to_input, array_ras.shape)
-    if not np.allclose(affine_ras @ back, affine, atol=1e-3):
-        raise MedicalImageError(f"Could not map the prediction back onto the voxel grid of {input_path}.")
-    return np.ascontiguousarray(array), affine
-
-
-def write_volume_mask(label_map_ras: np.ndarray, affine_ras: np.ndarray, input_path, path: str | Path) -> Path:
-    """`<name>_mask.nii.gz` (uint8) with the input's shape and affine (see `volume_in_input_layout`)."""
-    mask, affine = volume_in_input_layout(label_map_ras, affine_ras, input_path)
-    return save_mask_like(mask, affine, path)
-
-
-def write_volume_probabilities(
-    probabilities_ras: np.ndarray, affine_ras: np.ndarray, input_path, path: str | Path
-) -> Path:
+def write_volume_probabilities(probabilities_ras: np.ndarray, volume: MedicalVolume, path: str | Path) -> Path:
     """(num_labels, X, Y, Z) RAS probabilities -> float32 NIfTI (input X, Y, Z, num_labels) on the input's grid."""
-    per_class = [volume_in_input_layout(p, affine_ras, input_path) for p in probabilities_ras]
-    affine = per_class[0][1]
-    data = np.stack([p for p, _ in per_class], axis=-1).astype(np.float32)
+    data = np.stack([volume.to_source_layout(p) for p in probabilities_ras], axis=-1).astype(np.float32)
     if data.ndim == 3:  # a 2-D input: keep the classes on the fourth NIfTI axis
         data = data[:, :, None, :]
+    affine = volume.source_affine
     image = nib.Nifti1Image(data, affine)
     image.header.set_xyzt_units("mm")
     image.set_sform(affine, code=1)

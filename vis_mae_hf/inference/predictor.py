@@ -3,13 +3,15 @@
 `VisMaePredictor.from_pretrained(folder_or_repo_id)` loads a `VisMaeForSemanticSegmentation` or
 `VisMaeForImageClassification` checkpoint and the processor saved with it (the processor carries the input size and
 normalisation the model was fine-tuned with). Images given to the predictor are 2-D arrays in [0, 1], (H, W) grey or
-(H, W, 3) RGB: what `load_medical_image` returns; the processor maps them to the model's channels and size.
+(H, W, 3) RGB: the `pixels` of a `MedicalImage` from `load_medical_image`; the processor maps them to the model's
+channels and size.
 
-Volumes are segmented slice by slice along the RAS axial axis (the third axis of `load_medical_volume`'s canonical
-volumes). Each slice is shown to the model in radiological display orientation (`medical_io.display_slice`: the
-orientation of axial DICOM images and of the 2-D training slices cut from volumes), and its prediction is turned
-back to the RAS voxel layout with `ras_plane_from_display`, so the label volume lines up voxel for voxel with the
-input volume.
+Volumes are segmented slice by slice along the RAS axial axis (the third axis of a `MedicalVolume`, in [0, 1] from
+`MedicalVolume.unit_range`). Each slice is shown to the model in radiological display orientation
+(`orientation.display_slice`: the orientation of axial DICOM images and of the 2-D training slices cut from
+volumes), and its prediction is turned back to the RAS voxel layout with `ras_plane_from_display`, so the label
+volume lines up voxel for voxel with the input volume (`MedicalVolume.to_source_layout` then puts it on the input's
+own grid).
 """
 
 from __future__ import annotations
@@ -193,7 +195,8 @@ class VisMaePredictor:
         """Segment every axial slice of a canonical RAS volume (X, Y, Z) in [0, 1]; the label map has its shape.
 
         Args:
-            volume: from `load_medical_volume`, scaled to [0, 1] (see `inputs.load_volume_in_unit_range`).
+            volume: RAS (X, Y, Z) in [0, 1], e.g. `MedicalVolume.unit_range(window)`
+                (`inputs.volume_in_unit_range` picks the window).
             batch_size: slices per forward pass.
             return_probabilities: also return (num_labels, X, Y, Z) float32 probabilities (memory: 4 bytes per
                 voxel and class).

@@ -1,8 +1,9 @@
 """Display orientation of volume slices, and its inverse, side by side.
 
-A RAS volume (canonical NIfTI order: X runs towards the patient's right, Y anterior, Z superior) is shown slice by slice the radiological way, like a DICOM viewer: anterior (or superior) at the top, the patient's
-right on the image's left. `display_slice` cuts and turns a slice that way; `ras_plane_from_display` turns a
-per-slice result (a label map, class probabilities) back into the volume's voxel layout.
+A RAS volume (canonical NIfTI order: X runs towards the patient's right, Y anterior, Z superior) is shown slice by
+slice the radiological way, like a DICOM viewer: anterior (or superior) at the top, the patient's right on the
+image's left. `display_slice` cuts and turns a slice that way; `ras_plane_from_display` turns a per-slice result (a
+label map, class probabilities) back into the volume's voxel layout.
 """
 
 from __future__ import annotations

@@ -4,8 +4,10 @@
                     [--device D] [--save-probabilities] [--quiet]
 
 Inputs: a folder (one DICOM series), a NIfTI volume, or a 2-D image (DICOM with any or no suffix, PNG, JPEG, TIFF,
-BMP). Which window turns raw values into [0, 1] is described in `inputs.py` (--window, then the model processor's
-`hounsfield_window`, then the loader's default); what is written in `outputs.py`.
+BMP). Each input is read once: its `MedicalImage` / `MedicalVolume` carries the facts (modality, frames, header
+windows, the input's grid) the rest of the command needs. Which window turns raw values into [0, 1] is described in
+`inputs.py` (--window, then the model processor's `hounsfield_window`, then the loader's default); what is written
+in `outputs.py`.
 
 Exit status: 0 when every input was predicted; 1 when the model could not be loaded or any input failed (each
 failure is one line on stderr naming the file and the problem; the other inputs are still predicted, as `cp` and
@@ -160,18 +162,20 @@ def _frame_stem(stem: str, frame: int | None) -> str:
 
 
 def _load_image(path: Path, args, predictor):
-    """One 2-D input in [0, 1] and the window used; a multi-frame file without --frame says how to pick one."""
-    from ...inference.inputs import image_window
-    from ...medical import MedicalImageError, count_frames, load_medical_image
+    """One 2-D input, read once: the `MedicalImage` in [0, 1] and how its intensities were mapped. A multi-frame file
+    without --frame says how to pick one (from the frame count of the image read)."""
+    from ...inference.inputs import load_image_for_model
+    from ...medical import MedicalImageError
 
-    window = image_window(path, args.window, predictor.processor_window)
-    # Load first: files that are no image at all (SEG, SR, corrupt) report that, not their frame count.
-    image = load_medical_image(path, window=window, frame=0 if args.frame is None else args.frame)
-    if args.frame is None:
-        n_frames = count_frames(path)
-        if n_frames > 1:
-            raise MedicalImageError(f"{path} holds {n_frames} frames: pass --frame 0..{n_frames - 1} to predict one.")
-    return image, window
+    # Frame 0 first: files that are no image at all (SEG, SR, corrupt) report that, not their frame count.
+    image, intensity = load_image_for_model(
+        path, args.window, predictor.processor_window, frame=0 if args.frame is None else args.frame
+    )
+    if args.frame is None and image.num_frames > 1:
+        raise MedicalImageError(
+            f"{path} holds {image.num_frames} frames: pass --frame 0..{image.num_frames - 1} to predict one."
+        )
+    return image, intensity
 
 
 def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> None:
@@ -180,62 +184,62 @@ def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> N
         write_overlay_png,
         write_probability_array,
     )
-    from ...medical.windows import describe_window
 
-    image, window = _load_image(path, args, predictor)
-    prediction = predictor.segment_images([image], return_probabilities=args.save_probabilities)[0]
+    image, intensity = _load_image(path, args, predictor)
+    prediction = predictor.segment_images([image.pixels], return_probabilities=args.save_probabilities)[0]
     stem = _frame_stem(stem, args.frame)
     written = [
         write_label_png(prediction.label_map, args.output / f"{stem}_mask.png"),
-        write_overlay_png(image, prediction.label_map, predictor.label_names, args.output / f"{stem}_overlay.png"),
+        write_overlay_png(
+            image.pixels, prediction.label_map, predictor.label_names, args.output / f"{stem}_overlay.png"
+        ),
     ]
     if prediction.probabilities is not None:
         written.append(write_probability_array(prediction.probabilities, args.output / f"{stem}_probabilities.npy"))
-    intensity = f"window {describe_window(window)}" if window is not None else "loader default intensity"
     report.ok(f"{path} ({intensity}) -> {', '.join(str(p) for p in written)}")
 
 
 def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> None:
     import numpy as np
 
-    from ...inference.inputs import load_volume_in_unit_range
+    from ...inference.inputs import volume_in_unit_range
     from ...inference.outputs import (
         write_overlay_png,
         write_volume_mask,
         write_volume_probabilities,
     )
-    from ...medical import MedicalImageError
+    from ...medical import MedicalImageError, load_medical_volume
     from ...medical.orientation import AXIAL_AXIS, display_slice
 
     if args.frame is not None:
         raise MedicalImageError(f"--frame applies to multi-frame DICOM and TIFF files; {path} is a volume.")
-    volume, affine, intensity = load_volume_in_unit_range(path, args.window, predictor.processor_window)
+    volume = load_medical_volume(path)
+    unit_volume, intensity = volume_in_unit_range(volume, args.window, predictor.processor_window)
     prediction = predictor.segment_volume(
-        volume,
+        unit_volume,
         batch_size=args.batch_size,
         return_probabilities=args.save_probabilities,
         progress=not args.quiet,
         description=path.name,
     )
-    written = [write_volume_mask(prediction.label_map, affine, path, args.output / f"{stem}_mask.nii.gz")]
+    written = [write_volume_mask(prediction.label_map, volume, args.output / f"{stem}_mask.nii.gz")]
     if prediction.probabilities is not None:
         written.append(
-            write_volume_probabilities(
-                prediction.probabilities, affine, path, args.output / f"{stem}_probabilities.nii.gz"
-            )
+            write_volume_probabilities(prediction.probabilities, volume, args.output / f"{stem}_probabilities.nii.gz")
         )
     # A picture to check the result by eye: the axial slice with the most foreground (the middle one if none).
     foreground = (prediction.label_map > 0).sum(axis=(0, 1))
-    index = int(np.argmax(foreground)) if foreground.any() else volume.shape[AXIAL_AXIS] // 2
+    index = int(np.argmax(foreground)) if foreground.any() else unit_volume.shape[AXIAL_AXIS] // 2
     written.append(
         write_overlay_png(
-            display_slice(volume, AXIAL_AXIS, index),
+            display_slice(unit_volume, AXIAL_AXIS, index),
             display_slice(prediction.label_map, AXIAL_AXIS, index),
             predictor.label_names,
             args.output / f"{stem}_overlay_axial{index}.png",
         )
     )
-    report.ok(f"{path} ({intensity}, {volume.shape[AXIAL_AXIS]} axial slices) -> {', '.join(str(p) for p in written)}")
+    n_slices = unit_volume.shape[AXIAL_AXIS]
+    report.ok(f"{path} ({intensity}, {n_slices} axial slices) -> {', '.join(str(p) for p in written)}")
 
 
 def _classify(predictor, inputs: list[Path], args, report: _Report) -> None:
@@ -251,7 +255,7 @@ def _classify(predictor, inputs: list[Path], args, report: _Report) -> None:
                     f"{path} is a volume; classification models take 2-D images (a DICOM/PNG file, or one frame "
                     "with --frame)."
                 )
-            images.append(_load_image(path, args, predictor)[0])
+            images.append(_load_image(path, args, predictor)[0].pixels)
             names.append(str(path))
         except (ValueError, OSError) as error:
             report.failed(path, error)

@@ -26,15 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...medical.orientation import display_slice
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
-from ..volumes import (
-    display_slice,
-    load_image_and_mask,
-    min_max_unit_range,
-    through_plane_axis,
-)
+from ..volumes import load_image_and_mask, through_plane_axis
 
 ACDC_LABELS = ["background", "right ventricle", "myocardium", "left ventricle"]
 ACDC_GROUPS = ["DCM", "HCM", "MINF", "NOR", "RV"]
@@ -114,10 +110,10 @@ class ACDCConverter(SourceConverter):
         return cases
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        image, mask, affine = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
-        axis = through_plane_axis(affine)
-        scaled = min_max_unit_range(image)
-        for index in range(image.shape[axis]):
+        image, mask = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
+        axis = through_plane_axis(image.spacing)
+        scaled = image.unit_range()  # min-max over the whole frame volume
+        for index in range(scaled.shape[axis]):
             yield {
                 "image": encode_grey_image(display_slice(scaled, axis, index)),
                 "mask": encode_mask(

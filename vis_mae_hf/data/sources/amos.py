@@ -25,17 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...medical.orientation import AXIAL_AXIS, display_slice
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
-from ..volumes import (
-    AXIAL,
-    display_slice,
-    load_image_and_mask,
-    percentile_unit_range,
-    select_slices,
-    window_unit_range,
-)
+from ..volumes import load_image_and_mask, percentile_unit_range, select_slices
 
 FIRST_MR_ID = 500
 _IMAGE_NAME = re.compile(r"^amos_(?P<number>\d+)\.nii(\.gz)?$")
@@ -120,17 +114,19 @@ class AMOSConverter(SourceConverter):
         return cases
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        image, mask, _ = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
+        image, mask = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
         modality = case.info["modality"]
         if modality == "MR":
-            scaled = percentile_unit_range(image, *self.mr_percentiles)
+            scaled = percentile_unit_range(image.values, *self.mr_percentiles)
         else:
-            scaled = window_unit_range(image, self.window)
+            scaled = image.unit_range(self.window)
         n_labels = len(self.label_names(source_dir))
-        for index in select_slices(mask, AXIAL, image.shape[AXIAL], self.slices, name=case.files["mask"]):
+        for index in select_slices(mask, AXIAL_AXIS, mask.shape[AXIAL_AXIS], self.slices, name=case.files["mask"]):
             yield {
-                "image": encode_grey_image(display_slice(scaled, AXIAL, index)),
-                "mask": encode_mask(display_slice(mask, AXIAL, index), n_labels=n_labels, name=case.files["mask"]),
+                "image": encode_grey_image(display_slice(scaled, AXIAL_AXIS, index)),
+                "mask": encode_mask(
+                    display_slice(mask, AXIAL_AXIS, index), n_labels=n_labels, name=case.files["mask"]
+                ),
                 "slice_index": index,
                 "source_file": case.files["image"],
                 "modality": modality,

@@ -24,16 +24,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...medical.orientation import AXIAL_AXIS, display_slice
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
-from ..volumes import (
-    AXIAL,
-    display_slice,
-    load_image_and_mask,
-    select_slices,
-    window_unit_range,
-)
+from ..volumes import load_image_and_mask, select_slices
 
 BTCV_LABELS = [
     "background",
@@ -96,13 +91,13 @@ class BTCVConverter(SourceConverter):
         return cases
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        image, mask, _ = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
-        windowed = window_unit_range(image, self.window)
-        for index in select_slices(mask, AXIAL, image.shape[AXIAL], self.slices, name=case.files["mask"]):
+        image, mask = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
+        windowed = image.unit_range(self.window)
+        for index in select_slices(mask, AXIAL_AXIS, mask.shape[AXIAL_AXIS], self.slices, name=case.files["mask"]):
             yield {
-                "image": encode_grey_image(display_slice(windowed, AXIAL, index)),
+                "image": encode_grey_image(display_slice(windowed, AXIAL_AXIS, index)),
                 "mask": encode_mask(
-                    display_slice(mask, AXIAL, index), n_labels=len(BTCV_LABELS), name=case.files["mask"]
+                    display_slice(mask, AXIAL_AXIS, index), n_labels=len(BTCV_LABELS), name=case.files["mask"]
                 ),
                 "slice_index": index,
                 "source_file": case.files["image"],

@@ -26,16 +26,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...medical import file_kind
+from ...medical.files import DICOM, file_kind
 from ...vocabulary import CLASSIFICATION, imaging_modality
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image
 from ..modality_preprocessing import (
     ModalityPreprocessing,
     SkippedFile,
+    load_volume,
     modality_from_path,
     read_images,
-    read_volume_images,
+    volume_images,
 )
 
 
@@ -47,9 +48,9 @@ def _study_units(study: Path) -> list[tuple[str, Path]]:
     for folder, subfolders, files in os.walk(study):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
         visible = sorted(name for name in files if not name.startswith("."))
-        if any(file_kind(Path(name)) == "dicom" for name in visible):
+        if any(file_kind(Path(name)) == DICOM for name in visible):
             units.append(("series", Path(folder)))
-        units.extend(("file", Path(folder) / name) for name in visible if file_kind(Path(name)) != "dicom")
+        units.extend(("file", Path(folder) / name) for name in visible if file_kind(Path(name)) != DICOM)
     return units
 
 
@@ -143,24 +144,21 @@ class LabelledStudiesConverter(SourceConverter):
             yield from self._rows(case, source_dir, path, within_study, modality, images)
 
     def _series_rows(self, case, source_dir, folder, within_study, preprocessing) -> Iterator[dict]:
-        from ...medical import MedicalImageError, modality_of
-
-        dicom_files = [path for path in sorted(folder.iterdir()) if path.is_file() and file_kind(path) == "dicom"]
         try:
-            header_modality = modality_of(dicom_files[0])
-        except MedicalImageError:
-            header_modality = None
-        modality = header_modality or self.modality or modality_from_path(within_study / "_")
+            volume = load_volume(folder)
+        except SkippedFile:
+            # Not one volume (radiographs, or frames without positions): every DICOM file is its own image, its
+            # modality from its own header first.
+            hint = self.modality or modality_from_path(within_study / "_")
+            for path in sorted(folder.iterdir()):
+                if path.is_file() and file_kind(path) == DICOM:
+                    file_modality, images = read_images(path, preprocessing, hint)
+                    yield from self._rows(case, source_dir, path, within_study / path.name, file_modality, images)
+            return
+        modality = volume.modality or self.modality or modality_from_path(within_study / "_")
         if modality is None:
             raise SkippedFile(f"no modality for the series {folder}", SkippedFile.MODALITY_UNKNOWN)
-        try:
-            images = read_volume_images(folder, modality, preprocessing)
-        except SkippedFile:
-            # Not one volume (radiographs, or frames without positions): every DICOM file is its own image.
-            for path in dicom_files:
-                file_modality, images = read_images(path, preprocessing, modality)
-                yield from self._rows(case, source_dir, path, within_study / path.name, file_modality, images)
-            return
+        images = volume_images(volume, modality, preprocessing)
         yield from self._rows(case, source_dir, folder, within_study, modality, images)
 
     def _rows(self, case, source_dir, path, within_study, modality, images) -> Iterator[dict]:

@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ...medical.orientation import AXIAL_AXIS, display_slice
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
 from ..volumes import (
-    AXIAL,
-    display_slice,
     load_image_and_mask,
+    load_label_volume,
     percentile_unit_range,
     select_slices,
 )
@@ -75,19 +75,21 @@ class Prostate158Converter(SourceConverter):
         return cases
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        image, mask, affine = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
+        image, mask = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
         if mask.max() > 2 or mask.min() < 0:
             values = np.unique(mask).tolist()
             raise ValueError(f"prostate158: {case.files['mask']} holds values {values}; expected 0, 1, 2.")
         if "tumor" in case.files:
-            _, tumor, _ = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["tumor"])
+            tumor = load_label_volume(source_dir / case.files["tumor"], image)
             mask = np.where(tumor > 0, 3, mask).astype(mask.dtype)
-        scaled = percentile_unit_range(image, *self.percentiles)
+        scaled = percentile_unit_range(image.values, *self.percentiles)
         n_labels = len(self.label_names(source_dir))
-        for index in select_slices(mask, AXIAL, image.shape[AXIAL], self.slices, name=case.files["mask"]):
+        for index in select_slices(mask, AXIAL_AXIS, mask.shape[AXIAL_AXIS], self.slices, name=case.files["mask"]):
             yield {
-                "image": encode_grey_image(display_slice(scaled, AXIAL, index)),
-                "mask": encode_mask(display_slice(mask, AXIAL, index), n_labels=n_labels, name=case.files["mask"]),
+                "image": encode_grey_image(display_slice(scaled, AXIAL_AXIS, index)),
+                "mask": encode_mask(
+                    display_slice(mask, AXIAL_AXIS, index), n_labels=n_labels, name=case.files["mask"]
+                ),
                 "slice_index": index,
                 "source_file": case.files["image"],
             }
