@@ -332,7 +332,7 @@ class _VisMaeImageProcessingMixin:
         if isinstance(hounsfield_window, str) and hounsfield_window == "header":
             raise ValueError(
                 "hounsfield_window='header' needs a file header, but the processor sees arrays: load the file with "
-                "vis_mae_hf.load_medical_image(path, window='header') and pass the result (already in [0, 1])."
+                "vis_mae_hf.load_medical_image(path, window='header') and pass its .pixels (already in [0, 1])."
             )
         resolve_window(hounsfield_window)
         if normalization not in NORMALIZATIONS:

@@ -14,7 +14,7 @@ Processor defaults (the input each variant's Hub repository declares in `preproc
   `--hounsfield-window` when the corpus was windowed differently.
 - Generic, MR, PET, X-ray, US: no window. A window applies to *every* raw-valued image outside [0, 1], so on the
   Generic variant it would silently CT-window an MR slice; MR/PET intensities have no absolute scale to window. Such
-  input must be scaled to [0, 1] first (e.g. `vis_mae_hf.load_medical_image`), which the model card says.
+  input must be scaled to [0, 1] first (e.g. `vis_mae_hf.load_medical_image(path).pixels`), which the model card says.
 """
 
 from __future__ import annotations
