@@ -35,9 +35,15 @@ def recipe_option(name: str, tasks: tuple[str, ...], help_text: str = ""):
     """A dataclass field defaulting to None (the recipe's value), whose help quotes the recipe table for `tasks`."""
     if name not in RECIPE_FIELDS:
         raise ValueError(f"{name!r} is not a recipe field; expected one of {', '.join(RECIPE_FIELDS)}.")
-    published = [_shown(getattr(get_recipe(task), name)) for task in tasks]
-    demo = [_shown(getattr(get_recipe(task, demo=True), name)) for task in tasks]
-    values = " / ".join(published) if published == demo else f"{' / '.join(published)}; demo {' / '.join(demo)}"
+    published = [getattr(get_recipe(task), name) for task in tasks]
+    demo = [getattr(get_recipe(task, demo=True), name) for task in tasks]
+
+    def listed(values: list) -> str:
+        if len(set(values)) == 1:  # one value for every task
+            return _shown(values[0])
+        return " / ".join(f"{task} {_shown(value)}" for task, value in zip(tasks, values))
+
+    values = listed(published) if published == demo else f"{listed(published)}; demo {listed(demo)}"
     return dataclasses.field(default=None, metadata={"help": f"{help_text} Default: the recipe ({values}).".strip()})
 
 

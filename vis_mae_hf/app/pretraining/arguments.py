@@ -89,10 +89,15 @@ class PretrainingArguments:
         """`VisMaeConfig` fields of a new model: the recipe's depths, then --config_overrides, at --image_size."""
         overrides = json.loads(self.config_overrides) if self.config_overrides else {}
         if not isinstance(overrides, dict):
-            raise ValueError(f"--config_overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}.")
+            raise ValueError(
+                f"--config_overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
+            )
         if "image_size" in overrides:
-            raise ValueError("--config_overrides sets image_size; give it as --image_size, which the processor uses too.")
-        return {"depths": list(self.recipe.depths), **overrides, "image_size": self.image_size or self.recipe.image_size}
+            raise ValueError(
+                "--config_overrides sets image_size; give it as --image_size, which the processor uses too."
+            )
+        image_size = self.image_size or self.recipe.image_size
+        return {"depths": list(self.recipe.depths), **overrides, "image_size": image_size}
 
     def check(self) -> None:
         """Fail before training, not after hours of it, on arguments the run could not honour."""

@@ -34,11 +34,14 @@ def plan_training(args: PretrainingArguments, steps_per_epoch: int, num_processe
     learning_rate = args.learning_rate
     if args.scale_lr_with_batch:
         learning_rate *= global_batch_size / args.recipe.reference_global_batch
+    warmup_steps = args.warmup_steps
+    if warmup_steps is None:
+        warmup_steps = round(args.warmup_epochs * steps_per_epoch)
     return TrainingPlan(
         global_batch_size=global_batch_size,
         steps_per_epoch=steps_per_epoch,
         total_steps=args.max_steps or math.ceil(args.num_train_epochs * steps_per_epoch),
-        warmup_steps=args.warmup_steps if args.warmup_steps is not None else round(args.warmup_epochs * steps_per_epoch),
+        warmup_steps=warmup_steps,
         learning_rate=learning_rate,
     )
 
