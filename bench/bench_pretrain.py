@@ -48,7 +48,7 @@ from benchlib import (
 from transformers import SwinConfig, SwinForMaskedImageModeling
 
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
-from vis_mae_hf.app.pretraining.loop import fused_adamw_supported
+from vis_mae_hf.app.pretraining.optimization import fused_adamw_supported
 from vis_mae_hf.modeling_vis_mae import random_window_masking
 
 

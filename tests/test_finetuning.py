@@ -14,9 +14,12 @@ from vis_mae_hf.app.finetuning.initialization import (
 )
 from vis_mae_hf.app.finetuning.training import (
     FinetuningArguments,
+    build_trainer,
     format_metrics_table,
     run_finetuning,
+    training_arguments,
 )
+from vis_mae_hf.recipes import get_recipe
 
 TINY_OVERRIDES = json.dumps({"embed_dim": 16, "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0})
 SEGMENTATION_NAMES = ["background", "bright", "brightest"]
@@ -268,11 +271,52 @@ def test_the_loss_the_trainer_reports_is_point_four_cross_entropy_plus_point_six
     assert abs(reported - cross_entropy.item()) > 1e-3  # not cross-entropy alone
 
 
+def parameter_names_by_weight_decay(trainer) -> dict[float, set[str]]:
+    names = {id(parameter): name for name, parameter in trainer.model.named_parameters()}
+    return {
+        group["weight_decay"]: {names[id(parameter)] for parameter in group["params"]}
+        for group in trainer.optimizer.param_groups
+        if group["params"]
+    }
+
+
 def test_the_trainer_decays_every_parameter_as_published(segmentation_run):
-    optimizer = segmentation_run.trainer.optimizer
-    decayed = sum(len(group["params"]) for group in optimizer.param_groups if group["weight_decay"] == 0.05)
-    assert decayed == len([p for p in segmentation_run.trainer.model.parameters() if p.requires_grad])
-    assert optimizer.defaults["betas"] == (0.9, 0.95)
+    trainer = segmentation_run.trainer
+    trainable = {name for name, parameter in trainer.model.named_parameters() if parameter.requires_grad}
+    assert parameter_names_by_weight_decay(trainer) == {0.05: trainable}
+    assert trainer.optimizer.defaults["betas"] == (0.9, 0.95)
+    summary = json.loads((segmentation_run.output_dir / "finetuning_summary.json").read_text())
+    assert summary["recipe"]["lr_scheduler_type"] == "cosine" and summary["recipe"]["depths"] == [2, 2, 6, 2]
+    assert summary["arguments"]["decay_norms_and_biases"] is True  # recorded as resolved from the recipe
+
+
+def test_the_trainer_exempts_what_the_model_names_when_asked(tmp_path):
+    dataset = synthetic_set(tmp_path / "cls", "classification")
+    data = prepare_finetuning_data(str(dataset), "classification")
+    model, _ = build_finetuning_model(
+        "classification", "random", label_names=data.label_names, image_size=64,
+        problem_type=data.problem_type, config_overrides=json.loads(TINY_OVERRIDES),
+    )
+    arguments = tiny_arguments(dataset, tmp_path / "out", decay_norms_and_biases=False)
+    trainer = build_trainer(arguments, data, model, get_recipe("classification").image_processor(64), tmp_path / "out")
+    trainer.create_optimizer()
+    groups = parameter_names_by_weight_decay(trainer)
+    exempt = model.no_weight_decay()
+    assert groups[0.0] == exempt and groups[0.05] == {name for name, _ in model.named_parameters()} - exempt
+    # the model's rule, not Trainer's name patterns: position bias tables are exempt, which Trainer would decay
+    assert any(name.endswith("relative_position_bias_table") for name in groups[0.0])
+
+
+def test_training_arguments_come_from_the_recipe_unless_given(tmp_path):
+    published = training_arguments(FinetuningArguments(dataset="data/btcv"), "segmentation", tmp_path)
+    assert (published.num_train_epochs, published.per_device_train_batch_size, published.learning_rate) == (150, 32, 1e-3)
+    assert (published.weight_decay, published.adam_beta1, published.adam_beta2) == (0.05, 0.9, 0.95)
+    assert published.lr_scheduler_type == "cosine" and published.warmup_steps == pytest.approx(40 / 150)
+    assert FinetuningArguments(dataset="data/btcv").resolved("segmentation").image_size == 320
+    demo = training_arguments(FinetuningArguments(), "classification", tmp_path)
+    assert (demo.num_train_epochs, demo.per_device_train_batch_size, demo.learning_rate) == (10, 8, 1e-4)
+    given = training_arguments(FinetuningArguments(learning_rate=5e-4, weight_decay=0.0), "classification", tmp_path)
+    assert (given.learning_rate, given.weight_decay) == (5e-4, 0.0)  # what the user says wins
 
 
 def test_single_and_multi_label_classification_run_end_to_end_with_auc_metrics(tmp_path):

@@ -107,6 +107,23 @@ def test_attention_maps_need_eager_and_have_window_shape(tmp_path, tiny_config):
     torch.testing.assert_close(attentions[0].sum(-1), torch.ones(1, 9, 1, 49))
 
 
+@pytest.mark.parametrize("cls", ALL_CLASSES)
+def test_no_weight_decay_names_exactly_the_norms_biases_mask_token_and_position_tables(tiny_config, cls):
+    model = cls(tiny_config(num_labels=3))
+    names = [name for name, _ in model.named_parameters()]
+    exempt = model.no_weight_decay()
+    # Norm weights and every bias are the 1-D parameters; the mask token and the bias tables are the only others.
+    one_dimensional = {name for name, parameter in model.named_parameters() if parameter.ndim == 1}
+    assert exempt == one_dimensional | {n for n in names if n.endswith(("mask_token", "relative_position_bias_table"))}
+    prefix = "" if cls is VisMaeModel else "vis_mae."
+    block = f"{prefix}encoder.stages.0.blocks.0."
+    assert {f"{block}layernorm_before.weight", f"{block}attention.qkv.bias", f"{prefix}embeddings.norm.bias",
+            f"{block}attention.relative_position_bias_table"} <= exempt
+    assert f"{block}attention.qkv.weight" not in exempt and f"{prefix}embeddings.projection.weight" not in exempt
+    assert (f"{prefix}embeddings.mask_token" in exempt) == (cls is VisMaeForPreTraining)
+    assert len(exempt) < len(names)
+
+
 @pytest.mark.parametrize("cls", [VisMaeForPreTraining, VisMaeForSemanticSegmentation])
 def test_activation_checkpointing_gives_the_same_gradients(tiny_config, cls):
     torch.manual_seed(0)

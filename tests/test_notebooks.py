@@ -1,6 +1,8 @@
 """Both fine-tuning notebooks run top to bottom on the demo data (tiny-budget switch on), with nbclient."""
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -46,3 +48,14 @@ def test_notebook_runs_top_to_bottom_on_the_demo(name, tmp_path, smoke_environme
     assert len(pictures) >= 2  # the data and the predictions, as pictures
     assert (tmp_path / "outputs" / f"notebook-{name.replace('_', '-')}" / "config.json").is_file()
     assert os.environ["VIS_MAE_NOTEBOOK_SMOKE_TEST"] == "1"
+
+
+@pytest.mark.parametrize("name", ["finetune_segmentation", "finetune_classification"])
+def test_notebooks_train_with_the_package_trainer_and_the_recipe_table(name):
+    """The notebooks' optimiser follows the one weight-decay rule (not plain `Trainer`'s) and the recipe's numbers."""
+    notebook = json.loads((NOTEBOOKS / f"{name}.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert "VisMaeTrainer(" in code and "decay_norms_and_biases=RECIPE.decay_norms_and_biases" in code
+    assert not re.search(r"(?<!\w)Trainer\(", code)
+    for setting in ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "lr_scheduler_type"):
+        assert f"{setting}=RECIPE.{setting}" in code

@@ -1,5 +1,6 @@
 """Pretraining loop: distributed correctness, exact resumption, failure behaviour (issue: pretraining)."""
 
+import io
 import json
 import os
 import socket
@@ -21,7 +22,6 @@ from vis_mae_hf.app.pretraining.checkpoints import (
 )
 from vis_mae_hf.app.pretraining.examples import PretrainingExamples, check_readable
 from vis_mae_hf.app.pretraining.sampler import EpochShardSampler
-from vis_mae_hf.app.pretraining.schedule import warmup_cosine_factor
 from vis_mae_hf.data.loading import PretrainingDataError, load_pretraining_images
 from vis_mae_hf.recipes import get_recipe
 
@@ -114,6 +114,10 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights(corpus, tmp
     assert len(json.loads((interrupted / "record/seen_rank0.json").read_text())) == 20
     summary = json.loads((interrupted / "run/training_summary.json").read_text())
     assert summary["global_steps"] == 8
+    # what the recipe table says, as the card shows it: Transformers' scheduler name, the published decay rule
+    recipe = summary["recipe"]
+    assert recipe["lr_scheduler_type"] == "cosine" and recipe["decay_norms_and_biases"] is True
+    assert recipe["defaults"] == "published recipe" and recipe["warmup_steps"] == 2 and recipe["total_steps"] == 8
 
 
 def test_memory_and_speed_options_train_the_same_model(corpus, tmp_path):
@@ -166,10 +170,78 @@ def test_sampler_shards_disjointly_and_reshuffles_each_epoch():
         EpochShardSampler(10, per_process_batch_size=8, num_processes=2)
 
 
-def test_schedule_warms_up_linearly_then_decays_to_zero_on_a_half_cosine():
-    assert [warmup_cosine_factor(s, 4, 12) for s in range(5)] == [0.0, 0.25, 0.5, 0.75, 1.0]
-    assert warmup_cosine_factor(8, 4, 12) == pytest.approx(0.5)
-    assert warmup_cosine_factor(12, 4, 12) == pytest.approx(0.0)
+def test_the_schedule_is_transformers_cosine_schedule_warmup_then_half_cosine():
+    from transformers import get_cosine_schedule_with_warmup
+
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments
+    from vis_mae_hf.app.pretraining.optimization import build_scheduler, plan_training
+
+    args = PretrainingArguments(dataset="corpus", learning_rate=0.5, warmup_steps=4, max_steps=12).resolved()
+    plan = plan_training(args, steps_per_epoch=6, num_processes=1)
+
+    def optimizer():
+        return torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=plan.learning_rate)
+
+    def learning_rates(scheduler, steps=13):
+        rates = []
+        for _ in range(steps):
+            rates.append(scheduler.get_last_lr()[0])
+            scheduler.optimizer.step()
+            scheduler.step()
+        return rates
+
+    ours = learning_rates(build_scheduler(optimizer(), args, plan))
+    assert ours == learning_rates(get_cosine_schedule_with_warmup(optimizer(), 4, 12))
+    factors = [rate / 0.5 for rate in ours]
+    assert factors[:5] == [0.0, 0.25, 0.5, 0.75, 1.0]  # per-step linear warmup
+    assert factors[8] == pytest.approx(0.5) and factors[12] == pytest.approx(0.0)  # half a cosine, to 0 at the end
+    assert all(a > b for a, b in zip(factors[4:12], factors[5:13]))
+
+    # Its state is plain data (what `accelerator.save_state` writes): a rebuilt scheduler continues exactly.
+    first = build_scheduler(optimizer(), args, plan)
+    learning_rates(first, steps=5)
+    saved = io.BytesIO()
+    torch.save(first.state_dict(), saved)
+    saved.seek(0)
+    resumed = build_scheduler(optimizer(), args, plan)
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    assert learning_rates(resumed, steps=8) == ours[5:]
+
+
+def test_the_pretraining_optimiser_decays_by_the_model_s_one_rule():
+    from conftest import tiny_config_kwargs
+
+    from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments
+    from vis_mae_hf.app.pretraining.optimization import build_optimizer
+
+    model = VisMaeForPreTraining(VisMaeConfig(**tiny_config_kwargs(image_size=64)))
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+
+    def groups(**arguments):
+        args = PretrainingArguments(dataset="corpus", **arguments).resolved()
+        optimizer = build_optimizer(model, args, args.learning_rate, torch.device("cpu"))
+        return {group["weight_decay"]: {names[id(p)] for p in group["params"]} for group in optimizer.param_groups}
+
+    published = groups()  # the recipe: weight decay 0.05 on every parameter
+    assert published == {0.05: set(names.values())}
+    exempt = groups(decay_norms_and_biases=False)
+    assert exempt[0.0] == model.no_weight_decay() and "vis_mae.embeddings.mask_token" in exempt[0.0]
+    assert exempt[0.05] == set(names.values()) - model.no_weight_decay()
+    assert groups(weight_decay=0.1)[0.1] == set(names.values())
+
+
+def test_scale_lr_with_batch_uses_the_recipe_s_reference_batch():
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments
+    from vis_mae_hf.app.pretraining.optimization import plan_training
+
+    args = PretrainingArguments(dataset="corpus", per_device_train_batch_size=32, scale_lr_with_batch=True).resolved()
+    plan = plan_training(args, steps_per_epoch=10, num_processes=4)
+    assert plan.global_batch_size == 128
+    assert plan.learning_rate == pytest.approx(1e-3 * 128 / get_recipe("pretraining").reference_global_batch)
+    assert plan.total_steps == 800 * 10 and plan.warmup_steps == 10 * 10  # the published 800 epochs, 10 of warmup
+    with pytest.raises(ValueError, match="--scale_lr_with_batch .* the demo recipe names none"):
+        PretrainingArguments(scale_lr_with_batch=True).resolved().check()
 
 
 def test_examples_are_a_function_of_seed_epoch_and_index(corpus):
@@ -248,6 +320,27 @@ def test_defaults_are_the_published_recipe_with_a_dataset_and_a_short_demo_witho
     assert (published.num_train_epochs, published.warmup_epochs, published.per_device_train_batch_size,
             published.learning_rate) == (800.0, 10.0, 640, 1e-3)
     assert (published.adam_beta1, published.adam_beta2, published.weight_decay) == (0.9, 0.95, 0.05)
+    assert published.decay_norms_and_biases is True and published.image_size == 224
+    assert published.config_fields() == {"depths": [2, 2, 2, 2], "image_size": 224}
     demo = PretrainingArguments().resolved()
     assert (demo.num_train_epochs, demo.per_device_train_batch_size, demo.learning_rate) == (8.0, 8, 3e-4)
-    assert PretrainingArguments(learning_rate=5e-4).resolved().learning_rate == 5e-4  # what the user says wins
+    assert demo.recipe == get_recipe("pretraining", demo=True)
+    # what the user says wins
+    assert PretrainingArguments(learning_rate=5e-4).resolved().learning_rate == 5e-4
+    assert PretrainingArguments(decay_norms_and_biases=False).resolved().decay_norms_and_biases is False
+    assert PretrainingArguments(config_overrides='{"depths": [2, 2, 6, 2]}').config_fields()["depths"] == [2, 2, 6, 2]
+    with pytest.raises(ValueError, match="give it as --image_size"):
+        PretrainingArguments(config_overrides='{"image_size": 96}').config_fields()
+
+
+def test_help_quotes_the_recipe_table():
+    from transformers import HfArgumentParser
+
+    from vis_mae_hf.app.pretraining.loop import PretrainingArguments
+
+    parser = HfArgumentParser(PretrainingArguments)
+    helps = {action.dest: action.help for action in parser._actions}
+    assert helps["num_train_epochs"] == "Default: the recipe (800; demo 8)."
+    assert helps["weight_decay"].endswith("Default: the recipe (0.05).")
+    (parsed,) = parser.parse_args_into_dataclasses(args=["--decay_norms_and_biases", "false"])
+    assert parsed.decay_norms_and_biases is False and parsed.weight_decay is None

@@ -642,6 +642,20 @@ class VisMaePreTrainedModel(PreTrainedModel):
             )
         return chosen
 
+    def no_weight_decay(self) -> set[str]:
+        """Names (as `named_parameters` gives them) of the parameters that conventionally take no weight decay, as
+        timm's models name theirs: every LayerNorm weight and bias, every other bias, the mask token and the
+        relative-position bias tables (decay would shrink scales, offsets and position biases, not weights; MAE leaves
+        them undecayed). The published VIS-MAE optimisers decayed them all the same, so training loops ask this method
+        only when told to exempt them."""
+        exempt_names = ("bias", "mask_token", "relative_position_bias_table")
+        return {
+            f"{module_name}.{parameter_name}" if module_name else parameter_name
+            for module_name, module in self.named_modules()
+            for parameter_name, _ in module.named_parameters(recurse=False)
+            if isinstance(module, nn.LayerNorm) or parameter_name in exempt_names
+        }
+
     def _init_weights(self, module: nn.Module) -> None:
         """The single place where every parameter and buffer gets its value (fresh models, heads added to a
         pretrained body, and non-persistent buffers after loading on the meta device)."""

@@ -37,6 +37,7 @@ class Recipe:
         normalization: the `VisMaeImageProcessor` normalisation ("pretraining", "min_max", "none").
         depths: encoder depths of the model.
         num_train_epochs, warmup_epochs: the schedule (per-step linear warmup, then half-cycle cosine to 0).
+        lr_scheduler_type: the Transformers scheduler of that schedule (`transformers.SchedulerType`).
         per_device_train_batch_size: batch per device.
         learning_rate: peak learning rate.
         reference_global_batch: the global batch the learning rate was set for, when published with one.
@@ -59,6 +60,7 @@ class Recipe:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.95
     decay_norms_and_biases: bool = True
+    lr_scheduler_type: str = "cosine"
 
     @property
     def warmup_ratio(self) -> float:

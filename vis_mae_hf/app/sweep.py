@@ -17,6 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 from ..vocabulary import FINETUNING_TASKS, SEGMENTATION
 from .finetuning.initialization import Initialization
@@ -134,11 +135,25 @@ def append_result(path: Path, row: dict) -> None:
         handle.flush()
 
 
-def _run_dir_name(initialization: Initialization, fold: int, fraction: float, seed: int) -> str:
+class PlannedRun(NamedTuple):
+    """One fine-tuning run of the grid."""
+
+    seed: int
+    fold: int
+    fraction: float
+    initialization: Initialization
+
+    @property
+    def key(self) -> tuple:
+        return run_key(str(self.initialization), self.fold, self.fraction, self.seed)
+
+
+def _run_dir_name(planned: PlannedRun) -> str:
+    initialization = planned.initialization
     source = "" if initialization.source is None else "-" + "".join(
         character if character.isalnum() else "_" for character in initialization.source
     )[-40:]
-    return f"{initialization.kind}{source}/fold{fold}-frac{fraction:g}-seed{seed}"
+    return f"{initialization.kind}{source}/fold{planned.fold}-frac{planned.fraction:g}-seed{planned.seed}"
 
 
 def run_label_efficiency(
@@ -160,72 +175,21 @@ def run_label_efficiency(
     template = template or FinetuningArguments()
     results_dir = grid.resolved_results_dir()
     csv_path = results_dir / RESULTS_FILE
-    metric = grid.metric or BEST_METRICS[grid.task]
-    inits, folds = grid.parsed_inits(), grid.parsed_folds()
-    fractions, seeds = grid.parsed_fractions(), grid.parsed_seeds()
+    plan = planned_runs(grid)  # parses the whole grid, so a typo fails even with --plot_only
     if not grid.plot_only:
-        existing = read_results(csv_path)
-        dataset_name = template.dataset or "demo"
-        foreign = {(row["task"], row["dataset"]) for row in existing} - {(grid.task, dataset_name)}
-        if foreign:
-            raise ValueError(
-                f"{csv_path} holds runs of {sorted(foreign)}, not ({grid.task!r}, {dataset_name!r}); use another "
-                "--results_dir for another experiment."
-            )
-        done = {run_key(row["initialization"], row["fold"], row["label_fraction"], row["seed"]) for row in existing}
-        plan = [
-            (seed, fold, fraction, initialization)
-            for seed in seeds
-            for fold in folds
-            for fraction in fractions
-            for initialization in inits
-        ]
-        remaining = [item for item in plan if run_key(str(item[3]), item[1], item[2], item[0]) not in done]
+        remaining = missing_runs(plan, csv_path, grid.task, template.dataset or "demo")
         if verbose:
             already = len(plan) - len(remaining)
             print(f"Label efficiency: {len(plan)} runs in the grid, {already} already in {csv_path}.")
-        for number, (seed, fold, fraction, initialization) in enumerate(remaining, start=1):
-            run_args = replace(
-                template,
-                init=str(initialization),
-                fold=fold,
-                label_fraction=fraction,
-                seed=seed,
-                output_dir=str(results_dir / "runs" / _run_dir_name(initialization, fold, fraction, seed)),
-                save_model=False,
-                keep_checkpoints=False,
-                disable_tqdm=True if template.disable_tqdm is None else template.disable_tqdm,
-            )
+        for number, planned in enumerate(remaining, start=1):
             started = time.perf_counter()
-            result = run_finetuning(run_args, grid.task, verbose=False)
-            value = result.metrics.get(f"eval_{metric}")
-            if value is None:
-                available = sorted(key.removeprefix("eval_") for key in result.metrics)
-                raise ValueError(f"--metric {metric!r} is not among the evaluation metrics {available}.")
-            append_result(
-                csv_path,
-                {
-                    "task": grid.task,
-                    "dataset": dataset_name,
-                    "initialization": str(initialization),
-                    "fold": fold,
-                    "label_fraction": fraction,
-                    "seed": seed,
-                    "metric": metric,
-                    "value": value,
-                    "num_train_examples": result.num_train_examples,
-                    "num_eval_examples": result.num_eval_examples,
-                    "train_seconds": round(result.train_seconds, 2),
-                    "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "run_dir": str(result.output_dir),
-                    "metrics_json": json.dumps({key: value for key, value in result.metrics.items()}),
-                },
-            )
+            row = run_once(grid, template, planned, results_dir)
+            append_result(csv_path, row)
             if verbose:
                 print(
-                    f"[{number}/{len(remaining)}] {initialization} fold {fold} fraction {fraction:g} seed {seed}: "
-                    f"{metric} {value:.4f} ({result.num_train_examples} training examples, "
-                    f"{time.perf_counter() - started:.0f} s)"
+                    f"[{number}/{len(remaining)}] {planned.initialization} fold {planned.fold} fraction "
+                    f"{planned.fraction:g} seed {planned.seed}: {row['metric']} {row['value']:.4f} "
+                    f"({row['num_train_examples']} training examples, {time.perf_counter() - started:.0f} s)"
                 )
     rows = read_results(csv_path)
     if not rows:
@@ -235,6 +199,71 @@ def run_label_efficiency(
         print(format_summary(summarize_results(rows)))
         print(f"Results: {csv_path}\nPlot: {plot_path}")
     return results_dir
+
+
+def planned_runs(grid: LabelEfficiencyArguments) -> list[PlannedRun]:
+    """Every run of the grid, seeds outermost and initialisations innermost (so curves fill in together)."""
+    inits, folds = grid.parsed_inits(), grid.parsed_folds()
+    fractions, seeds = grid.parsed_fractions(), grid.parsed_seeds()
+    return [
+        PlannedRun(seed, fold, fraction, initialization)
+        for seed in seeds
+        for fold in folds
+        for fraction in fractions
+        for initialization in inits
+    ]
+
+
+def missing_runs(plan: list[PlannedRun], csv_path: Path, task: str, dataset_name: str) -> list[PlannedRun]:
+    """The planned runs not yet in the CSV; refuses a CSV that holds another task's or dataset's runs."""
+    existing = read_results(csv_path)
+    foreign = {(row["task"], row["dataset"]) for row in existing} - {(task, dataset_name)}
+    if foreign:
+        raise ValueError(
+            f"{csv_path} holds runs of {sorted(foreign)}, not ({task!r}, {dataset_name!r}); use another "
+            "--results_dir for another experiment."
+        )
+    done = {run_key(row["initialization"], row["fold"], row["label_fraction"], row["seed"]) for row in existing}
+    return [planned for planned in plan if planned.key not in done]
+
+
+def run_once(
+    grid: LabelEfficiencyArguments, template: FinetuningArguments, planned: PlannedRun, results_dir: Path
+) -> dict:
+    """Fine-tune one planned run quietly and return its CSV row."""
+    metric = grid.metric or BEST_METRICS[grid.task]
+    run_args = replace(
+        template,
+        init=str(planned.initialization),
+        fold=planned.fold,
+        label_fraction=planned.fraction,
+        seed=planned.seed,
+        output_dir=str(results_dir / "runs" / _run_dir_name(planned)),
+        save_model=False,
+        keep_checkpoints=False,
+        disable_tqdm=True if template.disable_tqdm is None else template.disable_tqdm,
+    )
+    result = run_finetuning(run_args, grid.task, verbose=False)
+    value = result.metrics.get(f"eval_{metric}")
+    if value is None:
+        available = sorted(key.removeprefix("eval_") for key in result.metrics)
+        raise ValueError(f"--metric {metric!r} is not among the evaluation metrics {available}.")
+    return {
+        "task": grid.task,
+        "dataset": template.dataset or "demo",
+        "initialization": str(planned.initialization),
+        "fold": planned.fold,
+        "label_fraction": planned.fraction,
+        "seed": planned.seed,
+        "metric": metric,
+        "value": value,
+        "num_train_examples": result.num_train_examples,
+        "num_eval_examples": result.num_eval_examples,
+        "train_seconds": round(result.train_seconds, 2),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(result.output_dir),
+        "metrics_json": json.dumps(dict(result.metrics)),
+    }
 
 
 def summarize_results(rows: list[dict]) -> dict[str, dict[float, dict]]:

@@ -5,13 +5,15 @@ Modules, one job each:
     augmentation    the published training augmentation, torch only (no torchvision)
     transforms      `with_transform` callables: decode -> image processor -> augmentation
     initialization  `vismae:<ckpt>`, `random`, `swin:<ckpt>` -> model + report of what was loaded
-    training        `FinetuningArguments`, `build_trainer`, `run_finetuning`
+    trainer         `VisMaeTrainer`: Trainer with the one weight-decay rule (`vis_mae_hf.app.weight_decay`)
+    training        `FinetuningArguments` (defaults from the recipe table), `build_trainer`, `run_finetuning`
 
 Recipes come from `vis_mae_hf.recipes`, metrics from `vis_mae_hf.metrics`, Swin weights from `vis_mae_hf.weights`.
 """
 
 from .data import FinetuningData, prepare_finetuning_data
 from .initialization import Initialization, build_finetuning_model
+from .trainer import VisMaeTrainer
 from .training import (
     FinetuningArguments,
     build_trainer,
@@ -24,6 +26,7 @@ __all__ = [
     "FinetuningArguments",
     "FinetuningData",
     "Initialization",
+    "VisMaeTrainer",
     "attach_transforms",
     "build_finetuning_model",
     "build_trainer",

@@ -28,6 +28,19 @@ class TrainingProgress:
     step_in_epoch: int = 0
     images_seen: int = 0
 
+    def advance(self, steps_per_epoch: int, global_batch_size: int) -> None:
+        """Count one finished optimiser step, moving to the next epoch after its last step."""
+        self.global_step += 1
+        self.step_in_epoch += 1
+        self.images_seen += global_batch_size
+        if self.step_in_epoch == steps_per_epoch:
+            self.epoch += 1
+            self.step_in_epoch = 0
+
+    def epochs(self, steps_per_epoch: int) -> float:
+        """Epochs trained, fractional within the current one."""
+        return self.epoch + self.step_in_epoch / steps_per_epoch
+
 
 def checkpoints_root(output_dir: str | Path) -> Path:
     return Path(output_dir) / CHECKPOINTS_FOLDER
@@ -65,6 +78,16 @@ def resolve_resume_checkpoint(output_dir: str | Path, resume_from_checkpoint: st
 
 def read_progress(checkpoint: Path) -> TrainingProgress:
     return TrainingProgress(**json.loads((checkpoint / PROGRESS_FILE).read_text()))
+
+
+def load_checkpoint(accelerator, output_dir: str | Path, resume_from_checkpoint: str) -> TrainingProgress:
+    """Collective: restore the model, optimiser, scheduler and random states of a checkpoint (`"latest"` or a
+    folder) into the prepared objects, and return where that run stood."""
+    checkpoint = resolve_resume_checkpoint(output_dir, resume_from_checkpoint)
+    accelerator.load_state(str(checkpoint))
+    progress = read_progress(checkpoint)
+    accelerator.print(f"Resumed from {checkpoint} at step {progress.global_step} (epoch {progress.epoch}).")
+    return progress
 
 
 def save_checkpoint(accelerator, output_dir: str | Path, progress: TrainingProgress, keep_last: int | None) -> Path:

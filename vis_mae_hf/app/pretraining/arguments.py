@@ -1,0 +1,116 @@
+"""The arguments of a pretraining run (`HfArgumentParser` turns them into flags) and the checks made before any work.
+
+Every schedule and optimiser field left unset comes from the recipe table: the published pretraining recipe with
+`--dataset`, the short demo recipe without (the built-in demo corpus, a few minutes on a laptop CPU).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from ...recipes import Recipe, get_recipe
+from ...vocabulary import CORPUS_SELECTIONS, PRETRAINING
+from ..recipe_defaults import recipe_option, with_recipe_defaults
+
+
+def _option(default, help_text: str):
+    return field(default=default, metadata={"help": help_text})
+
+
+def _from_recipe(name: str, help_text: str = ""):
+    return recipe_option(name, (PRETRAINING,), help_text)
+
+
+@dataclass
+class PretrainingArguments:
+    output_dir: str = _option("outputs/vis-mae-pretrain", "Where the model, checkpoints and pictures go.")
+    dataset: str | None = _option(
+        None,
+        "A corpus folder (`vis-mae data corpus`), a saved dataset, parquet files or an image folder. Default: the "
+        "built-in demo corpus with the demo recipe.",
+    )
+    modality: str = _option("generic", f"Train on one modality's images: {', '.join(CORPUS_SELECTIONS)}.")
+    image_size: int | None = _from_recipe("image_size", "Square input size (a multiple of 32).")
+    config_overrides: str | None = _option(
+        None, 'JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'. Default: the published model.'
+    )
+    model_name_or_path: str | None = _option(None, "Continue pretraining from these weights.")
+    num_train_epochs: float | None = _from_recipe("num_train_epochs")
+    max_steps: int | None = _option(None, "Optimiser steps; overrides num_train_epochs.")
+    warmup_epochs: float | None = _from_recipe("warmup_epochs")
+    warmup_steps: int | None = _option(None, "Overrides warmup_epochs.")
+    per_device_train_batch_size: int | None = _from_recipe("per_device_train_batch_size")
+    gradient_accumulation_steps: int = 1
+    learning_rate: float | None = _from_recipe("learning_rate", "Peak learning rate.")
+    scale_lr_with_batch: bool = _option(
+        False,
+        f"lr x global batch / the global batch the recipe's lr was set for "
+        f"({get_recipe(PRETRAINING).reference_global_batch} in the published recipe).",
+    )
+    weight_decay: float | None = _from_recipe("weight_decay", "AdamW weight decay.")
+    decay_norms_and_biases: bool | None = _from_recipe(
+        "decay_norms_and_biases",
+        "Weight decay on every parameter, as published; false exempts what the model's no_weight_decay() names "
+        "(norms, biases, mask token, position bias tables).",
+    )
+    adam_beta1: float | None = _from_recipe("adam_beta1")
+    adam_beta2: float | None = _from_recipe("adam_beta2")
+    max_grad_norm: float | None = _option(None, "Clip gradients (off in the published recipe).")
+    horizontal_flip: bool = True
+    mixed_precision: str | None = _option(None, "no, fp16 or bf16; default: what `accelerate launch` says.")
+    seed: int = 0
+    dataloader_num_workers: int = 0
+    activation_checkpointing: str | None = _option(
+        None,
+        "Recompute activations in the backward pass to save memory: 'all' blocks, or comma-separated module paths "
+        "whose blocks are recomputed, e.g. 'decoder.stages.2' (the finest decoder stage).",
+    )
+    checkpointing_steps: int | None = _option(None, "Save a resumable checkpoint every N steps.")
+    checkpoints_total_limit: int | None = _option(2, "Keep only the last N checkpoints.")
+    resume_from_checkpoint: str | None = _option(None, "'latest' or a checkpoint folder.")
+    logging_steps: int = 10
+    report_to: str | None = _option(None, "Accelerate trackers: tensorboard, wandb, all, ...")
+    reconstruction_images: int = _option(4, "Rows of the reconstruction picture.")
+    push_to_hub: bool = False
+    hub_model_id: str | None = None
+    hub_variant: str | None = _option(None, "Hub variant: generic, ct, mr, pet, xray, us (default: --modality).")
+
+    @property
+    def recipe(self) -> Recipe:
+        """The published pretraining recipe with a --dataset, the demo recipe without."""
+        return get_recipe(PRETRAINING, demo=self.dataset is None)
+
+    def resolved(self) -> PretrainingArguments:
+        """These arguments with every field left unset taken from `recipe`."""
+        return with_recipe_defaults(self, self.recipe)
+
+    def config_fields(self) -> dict:
+        """`VisMaeConfig` fields of a new model: the recipe's depths, then --config_overrides, at --image_size."""
+        overrides = json.loads(self.config_overrides) if self.config_overrides else {}
+        if not isinstance(overrides, dict):
+            raise ValueError(
+                f"--config_overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
+            )
+        if "image_size" in overrides:
+            raise ValueError(
+                "--config_overrides sets image_size; give it as --image_size, which the processor uses too."
+            )
+        image_size = self.image_size or self.recipe.image_size
+        return {"depths": list(self.recipe.depths), **overrides, "image_size": image_size}
+
+    def check(self) -> None:
+        """Fail before training, not after hours of it, on arguments the run could not honour."""
+        if self.push_to_hub and (not self.hub_model_id or "/" not in self.hub_model_id):
+            raise ValueError(
+                "--push_to_hub needs --hub_model_id NAMESPACE/NAME (a user or organisation and a name), got "
+                f"{self.hub_model_id!r}."
+            )
+        if self.scale_lr_with_batch and self.recipe.reference_global_batch is None:
+            raise ValueError(
+                "--scale_lr_with_batch scales the learning rate from the global batch the recipe set it for; the demo "
+                "recipe names none. Give --dataset (the published recipe) or leave the flag off."
+            )
+
+
+__all__ = ["PretrainingArguments"]
