@@ -142,3 +142,11 @@ def test_functions_have_one_job(module):
         and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
     ]
     assert long == []
+
+
+def test_the_version_comes_from_the_package_metadata():
+    from importlib.metadata import version
+
+    import vis_mae_hf
+
+    assert vis_mae_hf.__version__ == version("vis-mae-hf") != "0+unknown"

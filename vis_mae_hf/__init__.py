@@ -4,6 +4,8 @@ Importing the package registers the model family with the Transformers Auto clas
 `AutoModelForSemanticSegmentation.from_pretrained(<a vis_mae checkpoint>)` works without `trust_remote_code`.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
@@ -30,7 +32,10 @@ from .modeling_vis_mae import (
     VisMaePreTrainedModel,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("vis-mae-hf")  # one source of truth: pyproject.toml, through the installed metadata
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 AutoConfig.register(VisMaeConfig.model_type, VisMaeConfig, exist_ok=True)
 AutoModel.register(VisMaeConfig, VisMaeModel, exist_ok=True)
