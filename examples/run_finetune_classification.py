@@ -6,9 +6,8 @@ script.
         --init vismae:outputs/vis-mae-pretrain
     python examples/run_finetune_classification.py --dataset data/chestxray14   # multi-label: `labels` column
 
-Published recipe with --dataset (50 epochs, warmup 10, batch 48, input 224, plain [0, 1] pixels); a short demo
-schedule without. Reports ROC-AUC and PR-AUC (scikit-learn) on the validation fold. All options:
-`vis-mae finetune classification --help`.
+The published recipe (`vis_mae_hf.recipes`) with --dataset; a short demo schedule without. Reports ROC-AUC and
+PR-AUC (scikit-learn) on the validation fold. All options: `vis-mae finetune classification --help`.
 """
 
 import sys

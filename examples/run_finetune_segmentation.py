@@ -6,8 +6,8 @@
         --init vismae:outputs/vis-mae-pretrain --metric-pooling per_volume
     python examples/run_finetune_segmentation.py --init swin:microsoft/swin-tiny-patch4-window7-224  # ImageNet
 
-Published recipe with --dataset (150 epochs, warmup 40, batch 32, input 320, AdamW 1e-3 (0.9, 0.95), wd 0.05,
-loss 0.4 CE + 0.6 Dice); a short demo schedule without. All options: `vis-mae finetune segmentation --help`.
+The published recipe (`vis_mae_hf.recipes`) with --dataset; a short demo schedule without. All options:
+`vis-mae finetune segmentation --help`.
 """
 
 import sys

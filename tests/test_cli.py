@@ -283,3 +283,16 @@ def test_example_scripts_share_the_error_policy(tmp_path, monkeypatch, capsys):
         runpy.run_path(str(path), run_name="__main__")
     assert exit_.value.code == 1
     assert capsys.readouterr().err.startswith(f"vis-mae hub release: error: {tmp_path / 'none'} holds no finished run")
+
+
+def test_the_start_up_benchmark_times_both_trees_through_their_entry_points(tmp_path, capsys):
+    # This checkout as both "before" (a folder, what machines without the git history pass) and "after".
+    bench = runpy.run_path(str(ROOT / "bench" / "bench_startup.py"))
+    results = bench["main"](["--before", str(ROOT), "--rounds", "1", "--only", "vis-mae --help",
+                             "--json", str(tmp_path / "startup.json")])
+    assert set(results) == {"vis-mae --help"}
+    for tree in ("before", "after"):
+        assert len(results["vis-mae --help"][tree]["seconds"]) == 1
+        assert results["vis-mae --help"][tree]["imported"] == []
+    assert "| `vis-mae --help` |" in capsys.readouterr().out
+    assert json.loads((tmp_path / "startup.json").read_text())["before"] == str(ROOT)

@@ -9,8 +9,9 @@ The error policy, here and nowhere else:
 - usage error (an unknown option, a missing or ill-formed value): argparse prints the usage and
   `vis-mae <command>: error: ...`, exit status 2;
 - user error (a `CommandError`, or a `ValueError`/`OSError` from the library: a missing file, a bad dataset, a
-  refused repository; the library's errors name the input and what would be right): one line
-  `vis-mae <command>: error: <message>` on stderr, exit status 1;
+  refused repository; the library's errors name the input and what would be right; or an `ImportError`: an
+  optional package not installed, e.g. the demo extra): one line `vis-mae <command>: error: <message>` on stderr,
+  exit status 1;
 - `vis-mae --debug COMMAND ...`: the traceback instead of that line;
 - anything else is a bug and shows Python's traceback.
 Handlers raise; they never print their own error lines. (`predict` also reports each failed input on a line of its
@@ -26,8 +27,7 @@ from collections.abc import Callable
 
 from vis_mae_hf_cli import COMMANDS, main, parse_command_line
 
-USAGE_ERROR = 2
-USER_ERROR = 1
+USER_ERROR = 1  # argparse's usage errors exit with 2
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
@@ -35,7 +35,7 @@ class CommandError(Exception):
     """A user error found by a command itself (not by the library): reported as one line, exit status 1."""
 
 
-USER_ERRORS = (CommandError, ValueError, OSError)
+USER_ERRORS = (CommandError, ValueError, OSError, ImportError)
 
 
 def set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int | None]) -> None:

@@ -19,18 +19,17 @@ from ..finetuning.training import FinetuningArguments, run_finetuning
 from .arguments import dataclass_parser_options, prefer_dashes, set_dataclass_handler
 
 TASKS = {
-    SEGMENTATION: "semantic segmentation; published recipe with --dataset (150 epochs, input 320, 0.4 CE + 0.6 "
-    "Dice); reports Dice, precision and recall per class",
-    CLASSIFICATION: "single- or multi-label image classification; published recipe with --dataset (50 epochs, "
-    "input 224); reports ROC-AUC and PR-AUC",
+    SEGMENTATION: "semantic segmentation, reporting Dice, precision and recall per class",
+    CLASSIFICATION: "single- or multi-label image classification, reporting ROC-AUC and PR-AUC",
 }
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Fine-tune VIS-MAE (or a random or ImageNet Swin start) on a converted dataset or the built-in "
-        "demo, evaluate the best checkpoint on the validation fold and save the model with its processor.",
+        description="Fine-tune VIS-MAE (or a random or ImageNet Swin start) on a converted dataset with the published "
+        "recipe, or on the built-in demo with a short schedule; evaluate the best checkpoint on the validation fold "
+        "and save the model with its processor.",
     )
     # Each task's parser is an HfArgumentParser over FinetuningArguments (add_parser passes dataclass_types on).
     tasks = parser.add_subparsers(dest="task", metavar="TASK", required=True, parser_class=HfArgumentParser)

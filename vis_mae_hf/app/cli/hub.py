@@ -88,13 +88,13 @@ def _add_release(commands) -> None:
                          help="do not load each repository with trust_remote_code=True before pushing")
     release.add_argument("--license", default="apache-2.0", help="Hub licence id of the weights (default apache-2.0)")
     release.add_argument("--evaluation-dir", help="evaluation summaries named <variant>.json, shown in the cards")
-    training = release.add_argument_group("pretraining (not with --runs-dir; as in `vis-mae pretrain`)")
+    training = release.add_argument_group("pretraining (not with --runs-dir; unset: as `vis-mae pretrain`)")
     training.add_argument("--max-steps", type=positive_int, help="optimiser steps per variant (default: the recipe's)")
     training.add_argument("--num-train-epochs", type=float)
     training.add_argument("--per-device-train-batch-size", type=positive_int)
-    training.add_argument("--image-size", type=positive_int, default=224)
+    training.add_argument("--image-size", type=positive_int)
     training.add_argument("--config-overrides", help='JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'')
-    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--seed", type=int)
     set_handler(release, run_release)
 
 
