@@ -1,24 +1,20 @@
-"""Fine-tune VIS-MAE for image classification (single- or multi-label) with `transformers.Trainer`.
+"""Fine-tune VIS-MAE for image classification (single- or multi-label): `vis-mae finetune classification`, as a
+script.
 
     python examples/run_finetune_classification.py          # demo (plumbing only): is an MNI slice upside down?
-    python examples/run_finetune_classification.py --dataset data/covid_ct --fold 0 --label_fraction 0.5 \
+    python examples/run_finetune_classification.py --dataset data/covid_ct --fold 0 --label-fraction 0.5 \
         --init vismae:outputs/vis-mae-pretrain
     python examples/run_finetune_classification.py --dataset data/chestxray14   # multi-label: `labels` column
 
-Published recipe with --dataset (50 epochs, warmup 10, batch 48, input 224, plain [0, 1] pixels); a short demo
-schedule without. Reports ROC-AUC and PR-AUC (scikit-learn) on the validation fold. All options: --help. The work is
-done by `vis_mae_hf.app.finetuning.training.run_finetuning`.
+The published recipe (`vis_mae_hf.recipes`) with --dataset; a short demo schedule without. Reports ROC-AUC and
+PR-AUC (scikit-learn) on the validation fold. All options: `vis-mae finetune classification --help`.
 """
 
-from transformers import HfArgumentParser
+import sys
 
-from vis_mae_hf.app.finetuning.training import FinetuningArguments, run_finetuning
+from vis_mae_hf.app.cli import main
 
-
-def main() -> None:
-    (args,) = HfArgumentParser(FinetuningArguments).parse_args_into_dataclasses()
-    run_finetuning(args, task="classification")
-
+COMMAND = ["finetune", "classification"]
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main([*COMMAND, *sys.argv[1:]]))

@@ -1,21 +1,17 @@
-"""Pretrain VIS-MAE.
+"""Pretrain VIS-MAE: `vis-mae pretrain`, as a script for `accelerate launch`.
 
     accelerate launch examples/run_pretrain.py                       # built-in demo corpus, a few minutes on a CPU
-    accelerate launch examples/run_pretrain.py --dataset CORPUS_DIR --modality mr --mixed_precision bf16
-    accelerate launch examples/run_pretrain.py --dataset CORPUS_DIR --resume_from_checkpoint latest
+    accelerate launch examples/run_pretrain.py --dataset CORPUS_DIR --modality mr --mixed-precision bf16
+    accelerate launch examples/run_pretrain.py --dataset CORPUS_DIR --resume-from-checkpoint latest
 
-All options: `python examples/run_pretrain.py --help`. The work is done by `vis_mae_hf.app.pretraining.loop`.
+The same as `accelerate launch -m vis_mae_hf.app pretrain ...`. All options: `vis-mae pretrain --help`.
 """
 
-from transformers import HfArgumentParser
+import sys
 
-from vis_mae_hf.app.pretraining.loop import PretrainingArguments, run_pretraining
+from vis_mae_hf.app.cli import main
 
-
-def main() -> None:
-    (args,) = HfArgumentParser(PretrainingArguments).parse_args_into_dataclasses()
-    run_pretraining(args)
-
+COMMAND = ["pretrain"]
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main([*COMMAND, *sys.argv[1:]]))

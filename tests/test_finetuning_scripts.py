@@ -15,8 +15,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 TINY_MODEL = json.dumps({"embed_dim": 16, "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0})
 TINY_BUDGET = [
-    "--image_size", "64", "--max_steps", "2", "--per_device_train_batch_size", "2", "--max_train_examples", "6",
-    "--max_eval_examples", "6", "--config_overrides", TINY_MODEL, "--disable_tqdm", "true",
+    "--image-size", "64", "--max-steps", "2", "--per-device-train-batch-size", "2", "--max-train-examples", "6",
+    "--max-eval-examples", "6", "--config-overrides", TINY_MODEL, "--disable-tqdm", "true",
 ]
 
 
@@ -31,17 +31,19 @@ def demo_cache(tmp_path_factory):
 
 
 def run_example(script, *arguments, cwd):
+    # One thread: tiny models gain nothing from more, and on a busy 2-core machine OpenMP threads spin-wait.
+    # PYTHONPATH: the scripts import this checkout's command (and its top-level launcher) whatever is installed.
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     completed = subprocess.run(
         [sys.executable, str(ROOT / "examples" / script), *arguments],
-        # One thread: tiny models gain nothing from more, and on a busy 2-core machine OpenMP threads spin-wait.
-        cwd=cwd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600,
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     return completed.stdout
 
 
 def test_segmentation_script_runs_on_the_demo_and_prints_dice_precision_recall_per_class(tmp_path, demo_cache):
-    printed = run_example("run_finetune_segmentation.py", "--output_dir", "seg", *TINY_BUDGET, cwd=tmp_path)
+    printed = run_example("run_finetune_segmentation.py", "--output-dir", "seg", *TINY_BUDGET, cwd=tmp_path)
     assert "MNI152" in printed
     for text in ("dice_mean", "precision_mean", "recall_mean", "grey matter", "white matter", "other brain"):
         assert text in printed
@@ -50,7 +52,7 @@ def test_segmentation_script_runs_on_the_demo_and_prints_dice_precision_recall_p
 
 
 def test_classification_script_runs_on_the_demo_and_says_it_is_a_plumbing_demo(tmp_path, demo_cache):
-    printed = run_example("run_finetune_classification.py", "--output_dir", "cls", *TINY_BUDGET, cwd=tmp_path)
+    printed = run_example("run_finetune_classification.py", "--output-dir", "cls", *TINY_BUDGET, cwd=tmp_path)
     assert "plumbing demo" in printed and "not a clinical task" in printed
     assert "roc_auc" in printed and "pr_auc" in printed
     results = json.loads((tmp_path / "cls" / "eval_results.json").read_text())
@@ -100,12 +102,12 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
     )
 
     checkpoint = tiny_pretraining_checkpoint(tmp_path / "pretrained")
-    # 5 % and 10 % of the demo's training slices: 7 and 13 slices (nested), whatever --max_steps trains on them.
+    # 5 % and 10 % of the demo's training slices: 7 and 13 slices (nested), whatever --max-steps trains on them.
     budget = [argument for argument in TINY_BUDGET]
-    del budget[budget.index("--max_train_examples") : budget.index("--max_train_examples") + 2]
+    del budget[budget.index("--max-train-examples") : budget.index("--max-train-examples") + 2]
     arguments = [
         "--task", "segmentation", "--inits", f"vismae:{checkpoint},random", "--folds", "0",
-        "--label_fractions", "0.05,0.1", "--results_dir", str(tmp_path / "sweep"), *budget,
+        "--label-fractions", "0.05,0.1", "--results-dir", str(tmp_path / "sweep"), *budget,
     ]
     printed = run_example("label_efficiency.py", *arguments, cwd=tmp_path)
     assert "4 runs in the grid, 0 already" in printed
@@ -146,7 +148,7 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
     with csv_path.open(newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 4
 
-    # --plot_only redraws the picture from the CSV without training.
+    # --plot-only redraws the picture from the CSV without training.
     (tmp_path / "sweep" / "label_efficiency.png").unlink()
     run_label_efficiency(LabelEfficiencyArguments(results_dir=str(tmp_path / "sweep"), plot_only=True), verbose=False)
     assert (tmp_path / "sweep" / "label_efficiency.png").is_file() and len(read_results(csv_path)) == 4

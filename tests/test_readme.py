@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from transformers import HfArgumentParser
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -40,35 +39,30 @@ def load_example(relative: str):
 
 
 def parse_command(line: str) -> None:
-    """Parse `line` with the real argument parser of the program it runs; raises SystemExit on unknown options."""
+    """Parse `line` with the real argument parsers of the program it runs; raises SystemExit on unknown options.
+
+    `vis-mae ...`, `python -m vis_mae_hf.app ...` and the example scripts (each is `vis-mae` with its sub-command,
+    `COMMAND`) go through the command's own parsers; `accelerate launch ...` through accelerate's launch parser first."""
     words = shlex.split(line)
     if words[:2] == ["accelerate", "launch"]:
-        words = ["python"] + words[2:]
-    if words[0] == "vis-mae":
-        from vis_mae_hf.app.cli import build_parser
+        from accelerate.commands.launch import launch_command_parser
 
-        build_parser().parse_args(words[1:])
+        launch = launch_command_parser().parse_args(words[2:])
+        words = ["python", *(["-m"] if launch.module else []), launch.training_script, *launch.training_script_args]
+    if words[0] == "vis-mae":
+        parse_vis_mae(words[1:])
         return
     assert words[0] == "python", line
+    if words[1] == "-m":
+        assert words[2] == "vis_mae_hf.app", line
+        parse_vis_mae(words[3:])
+        return
     script, arguments = words[1], words[2:]
-    if script == "examples/run_pretrain.py":
-        from vis_mae_hf.app.pretraining.loop import PretrainingArguments
-
-        HfArgumentParser(PretrainingArguments).parse_args_into_dataclasses(args=arguments)
-    elif script in ("examples/run_finetune_segmentation.py", "examples/run_finetune_classification.py"):
-        from vis_mae_hf.app.finetuning.training import FinetuningArguments
-
-        HfArgumentParser(FinetuningArguments).parse_args_into_dataclasses(args=arguments)
-    elif script == "examples/label_efficiency.py":
-        from vis_mae_hf.app.finetuning.training import FinetuningArguments
-        from vis_mae_hf.app.sweep import LabelEfficiencyArguments
-
-        HfArgumentParser((LabelEfficiencyArguments, FinetuningArguments)).parse_args_into_dataclasses(args=arguments)
-    elif script == "examples/publish_all.py":
-        load_example(script).parse_args(arguments)
+    if script.startswith("examples/"):
+        parse_vis_mae([*load_example(script).COMMAND, *arguments])
     elif script == "docs/make_readme_figures.py":
         load_example(script).parse_arguments(arguments)
-    elif script in ("bench/bench_pretrain.py", "bench/bench_inference.py"):
+    elif script in ("bench/bench_pretrain.py", "bench/bench_inference.py", "bench/bench_startup.py"):
         sys.path.insert(0, str(ROOT / "bench"))  # where `python bench/...` finds benchlib
         try:
             load_example(script).build_parser().parse_args(arguments)
@@ -76,6 +70,14 @@ def parse_command(line: str) -> None:
             sys.path.remove(str(ROOT / "bench"))
     else:
         raise AssertionError(f"README runs {script}, which tests/test_readme.py does not know how to check")
+
+
+def parse_vis_mae(argv: list[str]) -> None:
+    """`vis-mae ARGV...` parsed by the top-level parser, then by the chosen sub-command's own parser."""
+    from vis_mae_hf.app.cli import parse, parse_command_line
+
+    command, arguments, _ = parse_command_line(argv)
+    parse(command, arguments)
 
 
 def test_the_readme_test_command_is_what_ci_runs():
@@ -96,6 +98,29 @@ def test_the_install_commands_install_torch_first_and_the_right_extras():
 @pytest.mark.parametrize("line", [c for c in commands() if not c.startswith("python3 -m venv")])
 def test_every_other_readme_command_is_accepted_by_its_program(line):
     parse_command(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "vis-mae predict --model m scan.dcm --output o --bogus",
+        "vis-mae data corpus in --output o --ct-window brain",
+        "python examples/run_pretrain.py --bogus",
+        "python examples/run_finetune_segmentation.py --init random --bogus 1",
+        "accelerate launch examples/run_pretrain.py --mixed_precision bf16 --bogus",
+        "accelerate launch --num_processes 2 -m vis_mae_hf.app pretrain --bogus",
+        "python -m vis_mae_hf.app hub push repo --bogus",
+    ],
+)
+def test_the_command_checker_refuses_what_the_programs_refuse(line, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_command(line)
+    assert exit_.value.code == 2
+
+
+def test_the_command_checker_follows_accelerate_launch_into_the_command():
+    parse_command("accelerate launch --num_processes 2 -m vis_mae_hf.app pretrain --max-steps 2 --mixed-precision bf16")
+    parse_command("accelerate launch --multi_gpu examples/run_pretrain.py --dataset corpus --modality mr")
 
 
 @pytest.mark.slow

@@ -1,8 +1,21 @@
-"""The `vis-mae` command line: one entry point, one sub-command per capability.
+"""The `vis-mae` command: one sub-command per job, one flag style, one error policy.
 
-Each capability module owns its arguments and its work through a `register_cli(subparsers)` function that
-adds its sub-parser and sets `handler` (a callable taking the parsed namespace and returning an exit code).
-This file only wires them together, importing each module lazily so that `vis-mae --help` stays fast.
+`vis_mae_hf_cli` (outside this package, standard library only, so `vis-mae --help` never imports torch) parses
+`vis-mae [--debug] COMMAND ...`. `run_command` then imports the module `vis_mae_hf.app.cli.<COMMAND>`, whose
+`build_parser(prog)` builds that command's parser alone (leaf parsers name their handler with `set_handler`),
+parses the rest of the command line and calls the handler.
+
+The error policy, here and nowhere else:
+- usage error (an unknown option, a missing or ill-formed value): argparse prints the usage and
+  `vis-mae <command>: error: ...`, exit status 2;
+- user error (a `CommandError`, or a `ValueError`/`OSError` from the library: a missing file, a bad dataset, a
+  refused repository; the library's errors name the input and what would be right; or an `ImportError`: an
+  optional package not installed, e.g. the demo extra): one line `vis-mae <command>: error: <message>` on stderr,
+  exit status 1;
+- `vis-mae --debug COMMAND ...`: the traceback instead of that line;
+- anything else is a bug and shows Python's traceback.
+Handlers raise; they never print their own error lines. (`predict` also reports each failed input on a line of its
+own and carries on with the others, as `cp` and `gzip` do.)
 """
 
 from __future__ import annotations
@@ -10,28 +23,54 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
-# sub-command -> module that provides `register_cli(subparsers)`
-COMMAND_MODULES: dict[str, str] = {
-    "data": "vis_mae_hf.app.cli.data",
-    "predict": "vis_mae_hf.app.cli.predict",
-    "convert": "vis_mae_hf.app.cli.convert",
-    "hub": "vis_mae_hf.app.cli.hub",
-}
+from vis_mae_hf_cli import COMMANDS, main, parse_command_line
+
+USER_ERROR = 1  # argparse's usage errors exit with 2
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vis-mae", description="VIS-MAE for medical images.")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES.values():
-        importlib.import_module(module_name).register_cli(subparsers)
-    return parser
+class CommandError(Exception):
+    """A user error found by a command itself (not by the library): reported as one line, exit status 1."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.handler(args) or 0)
+USER_ERRORS = (CommandError, ValueError, OSError, ImportError)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int | None]) -> None:
+    """Make `parser` (a leaf: a command without sub-commands) run `handler(namespace)` -> exit status (None is 0).
+    Its errors are reported under the parser's name, e.g. `vis-mae data convert: error: ...`."""
+    parser.set_defaults(handler=handler, command_name=parser.prog)
+
+
+def parse(command: str, arguments: list[str]) -> argparse.Namespace:
+    """Parse `vis-mae COMMAND ARGUMENTS...` with that command's own parser (usage errors exit 2)."""
+    module = importlib.import_module(f"{__name__}.{command}")
+    return module.build_parser(f"vis-mae {command}").parse_args(arguments)
+
+
+def run_command(command: str, arguments: list[str], *, debug: bool = False) -> int:
+    """Run `vis-mae [--debug] COMMAND ARGUMENTS...` under the error policy above; returns the exit status."""
+    namespace = parse(command, arguments)
+    try:
+        return int(namespace.handler(namespace) or 0)
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        report_error(namespace.command_name, error)
+        return USER_ERROR
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{namespace.command_name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
+
+
+def report_error(command_name: str, error: BaseException | str) -> None:
+    """`vis-mae <command>: error: <message>` on one line of stderr (a message's own line breaks become spaces)."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"{command_name}: error: {message}", file=sys.stderr, flush=True)
+
+
+__all__ = ["COMMANDS", "CommandError", "main", "parse", "parse_command_line", "run_command", "set_handler"]

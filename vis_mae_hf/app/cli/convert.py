@@ -3,33 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ...vocabulary import CHECKPOINT_TASKS
+from . import set_handler
 
 
-def register_cli(subparsers) -> None:
-    convert = subparsers.add_parser(
-        "convert",
-        help="Convert a checkpoint of the published VIS-MAE code into a Transformers model directory.",
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
         description="Read a published .pth (or .safetensors) checkpoint safely, map its keys and write the model "
         "with the image processor of its recipe; prints the key report.",
     )
-    convert.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
-    convert.add_argument("--task", choices=CHECKPOINT_TASKS, help="defaults to what the keys show")
-    convert.add_argument("--output", required=True, help="directory for the Transformers model")
-    convert.set_defaults(handler=run_convert)
+    parser.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
+    parser.add_argument("--task", choices=CHECKPOINT_TASKS, help="defaults to what the keys show")
+    parser.add_argument("--output", required=True, help="directory for the Transformers model")
+    set_handler(parser, run_convert)
+    return parser
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ...weights.key_mapping import ConversionError
     from ...weights.published import convert_checkpoint
 
-    try:
-        report = convert_checkpoint(args.checkpoint, args.task, args.output)
-    except (ConversionError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    report = convert_checkpoint(args.checkpoint, args.task, args.output)  # ConversionError is a ValueError
     print(report.format())
     print(f"wrote {args.output}")
     return 0

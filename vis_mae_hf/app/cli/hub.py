@@ -1,28 +1,26 @@
-"""`vis-mae hub export | validate | push`: publish VIS-MAE variants on the Hugging Face Hub."""
+"""`vis-mae hub export | validate | push | release`: publish VIS-MAE variants on the Hugging Face Hub."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 
 from ...hub.variants import VARIANTS
+from . import CommandError, set_handler
+from .arguments import fallback_window_argument, positive_int
 
 
-def _window(value: str):
-    """A preset name ("abdomen") or "width,level" ("400,40")."""
-    if "," in value:
-        try:
-            width, level = (float(part) for part in value.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--hounsfield-window {value!r}: expected a preset name or WIDTH,LEVEL")
-        return (width, level)
-    return value
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="Export, validate, push and release VIS-MAE Hub repositories.")
+    commands = parser.add_subparsers(dest="hub_command", metavar="HUB_COMMAND", required=True)
+    _add_export(commands)
+    _add_validate(commands)
+    _add_push(commands)
+    _add_release(commands)
+    return parser
 
 
-def register_cli(subparsers) -> None:
-    hub = subparsers.add_parser("hub", help="Export, validate and push VIS-MAE Hub repositories.")
-    commands = hub.add_subparsers(dest="hub_command", metavar="HUB_COMMAND", required=True)
-
+def _add_export(commands) -> None:
     export = commands.add_parser("export", help="Write the Hub repository of one variant into a folder.")
     export.add_argument("--model", required=True, help="pretraining output directory, or a published .pth checkpoint")
     export.add_argument("--variant", required=True, choices=list(VARIANTS))
@@ -31,23 +29,32 @@ def register_cli(subparsers) -> None:
     export.add_argument("--training-summary", help="training summary JSON (default: MODEL/training_summary.json)")
     export.add_argument("--evaluation", help="evaluation summary JSON of fine-tuning these weights")
     export.add_argument("--license", default="apache-2.0", help="Hub licence id of the weights (default apache-2.0)")
-    export.add_argument("--license-name", help='name of the licence, with --license other')
-    export.add_argument("--license-link", help='link to the licence, with --license other')
+    export.add_argument("--license-name", help="name of the licence, with --license other")
+    export.add_argument("--license-link", help="link to the licence, with --license other")
     export.add_argument("--base-model", help="Hub id of the checkpoint pretraining started from")
     export.add_argument("--dataset", action="append", default=[], dest="datasets", help="Hub dataset id (repeatable)")
-    export.add_argument("--hounsfield-window", type=_window, help="CT window of the processor: preset or WIDTH,LEVEL")
+    export.add_argument(
+        "--window",
+        type=fallback_window_argument,
+        help="CT window of the exported processor (its hounsfield_window): a preset name or WIDTH,LEVEL in HU "
+        "(default: the run's, else the variant's)",
+    )
     export.add_argument("--card-template", help="model-card template (default: the package's MODEL_CARD.md)")
     export.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a previous export")
-    export.set_defaults(handler=run_export)
+    set_handler(export, run_export)
 
-    validate = commands.add_parser("validate", help="Check a repository folder; print every problem.")
+
+def _add_validate(commands) -> None:
+    validate = commands.add_parser("validate", help="Check a repository folder; list every problem.")
     validate.add_argument("repo_dir")
     validate.add_argument("--repo-id", help="the Hub id it will be pushed to")
     validate.add_argument(
         "--remote-code", action="store_true", help="also load it with trust_remote_code=True without vis_mae_hf"
     )
-    validate.set_defaults(handler=run_validate)
+    set_handler(validate, run_validate)
 
+
+def _add_push(commands) -> None:
     push = commands.add_parser("push", help="Validate a repository folder and upload it in one commit.")
     push.add_argument("repo_dir")
     push.add_argument("--repo-id", required=True, help="namespace/name")
@@ -57,32 +64,59 @@ def register_cli(subparsers) -> None:
     push.add_argument(
         "--skip-remote-code-check", action="store_true", help="do not test trust_remote_code loading first"
     )
-    push.set_defaults(handler=run_push)
+    set_handler(push, run_push)
+
+
+def _add_release(commands) -> None:
+    release = commands.add_parser(
+        "release",
+        help="Pretrain (or take finished runs) and publish the six variants together.",
+        description="Pretrain each variant (VIS-MAE-Generic on the whole corpus, each other variant on its own "
+        "modality) or take finished runs, export every repository, validate them all, then push them all. "
+        "Variants whose modality the corpus lacks are skipped and named; asked for with --variants, that is an error.",
+    )
+    release.add_argument("--output-dir", required=True, help="runs/ and repos/ are written here")
+    source = release.add_mutually_exclusive_group()
+    source.add_argument("--corpus", help="pretraining corpus (default: the built-in demo corpus)")
+    source.add_argument("--runs-dir", help="finished runs, one folder per variant (runs/mr/, ...): no training")
+    release.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="default: every variant the data allow")
+    release.add_argument("--namespace", help="Hub user or organisation: repositories are NAMESPACE/vis-mae-<variant>")
+    release.add_argument("--push", action="store_true", help="push every repository once all of them validate")
+    release.add_argument("--private", action="store_true", help="create the repositories private")
+    release.add_argument("--revision", help="branch to push to (default main)")
+    release.add_argument("--skip-remote-code-check", action="store_true",
+                         help="do not load each repository with trust_remote_code=True before pushing")
+    release.add_argument("--license", default="apache-2.0", help="Hub licence id of the weights (default apache-2.0)")
+    release.add_argument("--evaluation-dir", help="evaluation summaries named <variant>.json, shown in the cards")
+    training = release.add_argument_group("pretraining (not with --runs-dir; unset: as `vis-mae pretrain`)")
+    training.add_argument("--max-steps", type=positive_int, help="optimiser steps per variant (default: the recipe's)")
+    training.add_argument("--num-train-epochs", type=float)
+    training.add_argument("--per-device-train-batch-size", type=positive_int)
+    training.add_argument("--image-size", type=positive_int)
+    training.add_argument("--config-overrides", help='JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'')
+    training.add_argument("--seed", type=int)
+    set_handler(release, run_release)
 
 
 def run_export(args) -> int:
     from ...hub.export import export_repository
 
-    try:
-        output = export_repository(
-            args.model,
-            args.variant,
-            args.output,
-            repo_id=args.repo_id,
-            training_summary=args.training_summary,
-            evaluation=args.evaluation,
-            license=args.license,
-            license_name=args.license_name,
-            license_link=args.license_link,
-            base_model=args.base_model,
-            datasets=args.datasets,
-            hounsfield_window=args.hounsfield_window,
-            card_template=args.card_template,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    output = export_repository(
+        args.model,
+        args.variant,
+        args.output,
+        repo_id=args.repo_id,
+        training_summary=args.training_summary,
+        evaluation=args.evaluation,
+        license=args.license,
+        license_name=args.license_name,
+        license_link=args.license_link,
+        base_model=args.base_model,
+        datasets=args.datasets,
+        hounsfield_window=args.window,
+        card_template=args.card_template,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {output}")
     return 0
 
@@ -92,10 +126,7 @@ def run_validate(args) -> int:
 
     failures = validate_repository(args.repo_dir, args.repo_id, check_remote_code=args.remote_code)
     if failures:
-        print(f"{args.repo_dir}: {len(failures)} problems", file=sys.stderr)
-        for failure in failures:
-            print(f"  - {failure}", file=sys.stderr)
-        return 1
+        raise CommandError(f"{args.repo_dir}: {len(failures)} problems: {'; '.join(failures)}")
     print(f"{args.repo_dir}: valid")
     return 0
 
@@ -114,7 +145,57 @@ def run_push(args) -> int:
             check_remote_code=not args.skip_remote_code_check,
         )
     except RepositoryValidationError as error:
-        print(f"error: refusing to push. {error}", file=sys.stderr)
-        return 1
+        raise CommandError(f"refusing to push: {error}") from error
     print(f"pushed {args.repo_dir} to {args.repo_id}: {commit.commit_url}")
     return 0
+
+
+def run_release(args) -> int:
+    from ..release import (
+        corpus_modality_counts,
+        plan_release,
+        plan_release_from_runs,
+        release_variants,
+    )
+
+    if args.runs_dir:
+        variants, skipped = plan_release_from_runs(args.runs_dir, args.variants)
+    else:
+        counts = corpus_modality_counts(args.corpus)
+        print(f"corpus: {args.corpus or 'built-in demo corpus'}, images per modality {counts}")
+        variants, skipped = plan_release(counts, args.variants)
+    for name, reason in skipped.items():
+        print(f"[{VARIANTS[name].title}] skipped: {reason}")
+    released = release_variants(
+        variants,
+        args.output_dir,
+        pretrain=None if args.runs_dir else _pretrain_each_variant(args),
+        runs_dir=args.runs_dir,
+        namespace=args.namespace,
+        evaluation_dir=args.evaluation_dir,
+        push=args.push,
+        private=args.private,
+        revision=args.revision,
+        check_remote_code=False if args.skip_remote_code_check else None,
+        export_kwargs={"license": args.license},
+    )
+    summary = {item.variant.name: {"repo_dir": str(item.repo_dir), "repo_id": item.repo_id, "commit": item.commit_url}
+               for item in released}
+    print(json.dumps({"released": summary, "skipped": skipped}, indent=1))
+    return 0
+
+
+def _pretrain_each_variant(args):
+    """The `pretrain(variant, run_dir)` callback of a release: `run_pretraining` with the options given here."""
+    from ..release import pretrain_variant_with
+
+    settings = {
+        "dataset": args.corpus,
+        "max_steps": args.max_steps,
+        "num_train_epochs": args.num_train_epochs,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "image_size": args.image_size,
+        "config_overrides": args.config_overrides,
+        "seed": args.seed,
+    }
+    return pretrain_variant_with({key: value for key, value in settings.items() if value is not None})

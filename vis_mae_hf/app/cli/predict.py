@@ -20,13 +20,13 @@ import argparse
 import sys
 from pathlib import Path
 
-SEGMENTATION_SUFFIXES = {"mask_png": "_mask.png", "overlay_png": "_overlay.png", "mask_nifti": "_mask.nii.gz"}
+from . import report_error, set_handler
+from .arguments import positive_int, window_argument
 
 
-def register_cli(subparsers) -> None:
-    predict = subparsers.add_parser(
-        "predict",
-        help="Segment or classify DICOM/NIfTI/PNG images and volumes with a fine-tuned model.",
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    predict = argparse.ArgumentParser(
+        prog=prog,
         description="Segment (mask PNG + overlay PNG for 2-D inputs, NIfTI mask for volumes) or classify "
         "(predictions.csv/json) each INPUT with a fine-tuned VIS-MAE model.",
         epilog="Window order: --window, else the model processor's hounsfield_window (CT DICOM, NIfTI), else the "
@@ -39,13 +39,15 @@ def register_cli(subparsers) -> None:
     predict.add_argument("--output", required=True, type=Path, help="output folder (created)")
     predict.add_argument(
         "--window",
-        type=_window_argument,
+        type=window_argument,
         default=None,
         help="intensity window: header (the file's own), a CT preset (abdomen, brain, bone, liver, lung, "
         "mediastinum, btcv_transunet, btcv_unetr) or WIDTH,LEVEL in HU, e.g. 400,40",
     )
     predict.add_argument("--frame", type=int, default=None, help="frame of a multi-frame DICOM or TIFF, from 0")
-    predict.add_argument("--batch-size", type=int, default=8, help="slices or images per forward pass (default 8)")
+    predict.add_argument(
+        "--batch-size", type=positive_int, default=8, help="slices or images per forward pass (default 8)"
+    )
     predict.add_argument("--device", type=_device_argument, default=None, help="cpu, cuda, cuda:1 ... (default: "
                          "cuda when available)")
     predict.add_argument(
@@ -54,16 +56,8 @@ def register_cli(subparsers) -> None:
         help="also write class probabilities (<name>_probabilities.nii.gz for volumes, .npy for 2-D images)",
     )
     predict.add_argument("--quiet", action="store_true", help="no progress bar and no per-input summary lines")
-    predict.set_defaults(handler=run_predict)
-
-
-def _window_argument(text: str):
-    from ...medical.windows import parse_window
-
-    try:
-        return parse_window(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from error
+    set_handler(predict, run_predict)
+    return predict
 
 
 def _device_argument(text: str):
@@ -96,38 +90,23 @@ class _Report:
         if str(path) not in text and path.name not in text:
             text = f"{path}: {text}"
         self.failures.append(str(path))
-        print(f"vis-mae predict: error: {text}", file=sys.stderr, flush=True)
+        report_error("vis-mae predict", text)
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from transformers.utils import logging as transformers_logging
 
     from ...inference.inputs import input_kind, unique_output_stems
-    from ...inference.predictor import (
-        TASK_CLASSIFICATION,
-        PredictorLoadError,
-        VisMaePredictor,
-    )
-    from ...medical import MedicalImageError
+    from ...inference.predictor import TASK_CLASSIFICATION, VisMaePredictor
 
-    if args.batch_size < 1:
-        print(f"vis-mae predict: error: --batch-size must be >= 1, got {args.batch_size}.", file=sys.stderr)
-        return 2
     inputs = [Path(text) for text in args.inputs]
-    try:
-        stems = unique_output_stems(inputs)
-    except MedicalImageError as error:
-        print(f"vis-mae predict: error: {error}", file=sys.stderr)
-        return 1
+    stems = unique_output_stems(inputs)  # MedicalImageError (a user error) when two inputs would share outputs
 
     # The weight-loading progress bar is noise on a command line; restore the setting for in-process callers.
     bars_were_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        predictor = VisMaePredictor.from_pretrained(args.model, device=args.device)
-    except PredictorLoadError as error:
-        print(f"vis-mae predict: error: {error}", file=sys.stderr)
-        return 1
+        predictor = VisMaePredictor.from_pretrained(args.model, device=args.device)  # PredictorLoadError: user error
     finally:
         if bars_were_on:
             transformers_logging.enable_progress_bar()
