@@ -98,7 +98,7 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
     status, out, _ = run_in_process(capsys, "pretrain", "--help")
     assert status == 0
     assert "--per-device-train-batch-size" in out and "--per_device_train_batch_size" not in out
-    assert "--no-decay-norms-and-biases" in out
+    assert "--decay-norms-and-biases" in out and "--decay_norms_and_biases" not in out
     dashed = parse("pretrain", ["--max-steps", "3", "--per-device-train-batch-size", "4"])
     underscored = parse("pretrain", ["--max_steps", "3", "--per_device_train_batch_size", "4"])
     assert (dashed.max_steps, dashed.per_device_train_batch_size) == (3, 4)

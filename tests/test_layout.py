@@ -3,6 +3,7 @@ without cycles, and library functions stay short enough to read. Read from the s
 included, so an import hidden inside a function cannot slip past."""
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -150,3 +151,51 @@ def test_the_version_comes_from_the_package_metadata():
     import vis_mae_hf
 
     assert vis_mae_hf.__version__ == version("vis-mae-hf") != "0+unknown"
+
+
+ROOT = PACKAGE.parent
+ARCHITECTURE = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+
+
+def readme_layout_paths() -> list[str]:
+    """The paths the README's Layout block names, with their folders resolved (`  cli/` under `vis_mae_hf/app/`)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    paths, parent = [], ""
+    for line in block.strip().splitlines():
+        names = line.split("   ")[0].strip()
+        top_level = not line.startswith(" ")
+        for name in names.split(", "):
+            path = name if top_level else parent + name
+            paths.append(path)
+        if top_level:
+            parent = names
+    return paths
+
+
+def test_the_readme_layout_names_what_is_in_the_tree():
+    paths = readme_layout_paths()
+    assert "vis_mae_hf/app/cli/" in paths and "vis_mae_hf/recipes.py" in paths
+    assert [path for path in paths if not (ROOT / path).exists()] == []
+    for component in COMPONENT_PATHS:
+        assert any(path.rstrip("/") == component for path in paths), f"README's Layout omits {component}"
+
+
+# Every component of the import graph, as a path: what docs/ARCHITECTURE.md and the README must each describe.
+COMPONENT_PATHS = sorted(
+    {
+        str(MODULES[name].relative_to(ROOT).parent if is_package(MODULES[name]) else MODULES[name].relative_to(ROOT))
+        for name in {component(module) for module in MODULES}
+        if name != "vis_mae_hf"
+    }
+)
+
+
+def test_the_architecture_page_describes_every_component_and_names_only_real_files():
+    undescribed = [path for path in COMPONENT_PATHS if f"`{path.removeprefix('vis_mae_hf/')}" not in ARCHITECTURE
+                   and f"`{path.removeprefix('vis_mae_hf/')}/" not in ARCHITECTURE]
+    assert undescribed == []
+    named = set(re.findall(r"`((?:app/|vis_mae_hf/)?[\w/]+\.py)`", ARCHITECTURE))
+    missing = [name for name in named if not any(ROOT.joinpath(base, name).exists()
+                                                 for base in ("", "tests", "vis_mae_hf", "vis_mae_hf/app", *COMPONENT_PATHS))]
+    assert missing == []

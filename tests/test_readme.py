@@ -76,8 +76,12 @@ def parse_vis_mae(argv: list[str]) -> None:
     """`vis-mae ARGV...` parsed by the top-level parser, then by the chosen sub-command's own parser."""
     from vis_mae_hf.app.cli import parse, parse_command_line
 
-    command, arguments, _ = parse_command_line(argv)
-    parse(command, arguments)
+    try:
+        command, arguments, _ = parse_command_line(argv)
+        parse(command, arguments)
+    except SystemExit as exit_:
+        if exit_.code != 0 or "--help" not in argv:  # `--help` prints and exits 0; anything else is a usage error
+            raise
 
 
 def test_the_readme_test_command_is_what_ci_runs():
