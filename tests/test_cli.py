@@ -199,10 +199,10 @@ def test_an_interrupt_is_one_line_and_a_bug_keeps_its_traceback(capsys, monkeypa
 
 @pytest.mark.parametrize("text, window", [("400,40", (400.0, 40.0)), ("Brain", "brain")])
 def test_hub_export_window_is_the_processor_hounsfield_window(tmp_path, monkeypatch, capsys, text, window):
-    import vis_mae_hf.hub.export
+    import vis_mae_hf.app.cli.hub
 
     calls = []
-    monkeypatch.setattr(vis_mae_hf.hub.export, "export_repository", lambda *a, **k: calls.append(k) or tmp_path)
+    monkeypatch.setattr(vis_mae_hf.app.cli.hub, "export_repository", lambda *a, **k: calls.append(k) or tmp_path)
     status, _, _ = run_in_process(capsys, "hub", "export", "--model", "m", "--variant", "ct", "--output", "o",
                                   "--window", text)
     assert status == 0 and calls[0]["hounsfield_window"] == window

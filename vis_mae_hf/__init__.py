@@ -14,6 +14,7 @@ from transformers import (
     AutoModelForPreTraining,
     AutoModelForSemanticSegmentation,
 )
+from transformers.models.auto import modeling_auto
 
 from .configuration_vis_mae import VisMaeConfig
 from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
@@ -59,7 +60,6 @@ def _declare_semantic_segmentation_for_pipelines() -> None:
     segmentation names dict is what the check reads. It is inert elsewhere: the lazy Auto mapping only uses names
     whose model type is a built-in config, and finds our class through the registration above.
     """
-    from transformers.models.auto import modeling_auto
 
     modeling_auto.MODEL_FOR_SEMANTIC_SEGMENTATION_MAPPING_NAMES.setdefault(
         VisMaeConfig.model_type, VisMaeForSemanticSegmentation.__name__

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
 from .vocabulary import (
     CHECKPOINT_TASKS,
     CLASSIFICATION,
@@ -75,10 +76,6 @@ class Recipe:
 
     def image_processor(self, image_size: int | None = None, *, pil: bool = False, **overrides):
         """The processor of this recipe; `overrides` set any other argument (`hounsfield_window`, `num_channels`)."""
-        from .image_processing_vis_mae import (
-            VisMaeImageProcessor,
-            VisMaeImageProcessorPil,
-        )
 
         processor_class = VisMaeImageProcessorPil if pil else VisMaeImageProcessor
         return processor_class(**{**self.processor_kwargs(image_size), **overrides})

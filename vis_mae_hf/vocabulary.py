@@ -23,7 +23,7 @@ DATASET_TASKS = (SEGMENTATION, CLASSIFICATION, MULTILABEL)
 FINETUNING_TASKS = (SEGMENTATION, CLASSIFICATION)
 CHECKPOINT_TASKS = (PRETRAINING, SEGMENTATION, CLASSIFICATION)
 
-# What a dataset task is called on the Hub (model-index task types, `VisMaePredictor.task`).
+# What a task is called on the Hub and in Transformers (model-index task types, `VisMaePredictor.task`).
 HUB_TASK_TYPES = {SEGMENTATION: "semantic-segmentation", CLASSIFICATION: "image-classification"}
 
 CT, MR, PET, XRAY, US = "CT", "MR", "PET", "XRAY", "US"

@@ -51,6 +51,3 @@ def _shown(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return f"{value:g}" if isinstance(value, (int, float)) else str(value)
-
-
-__all__ = ["RECIPE_FIELDS", "recipe_option", "with_recipe_defaults"]

@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.loading import load_pretraining_images, modality_counts
 from ..hub.export import TRAINING_SUMMARY_NAME, export_repository
 from ..hub.push import push_repository
 from ..hub.validation import validate_repository
 from ..hub.variants import VARIANTS, HubVariant, get_variant
+from .pretraining.loop import PretrainingArguments, run_pretraining
 
 
 class ReleaseError(ValueError):
@@ -34,7 +36,6 @@ class ReleasedVariant:
 
 def corpus_modality_counts(corpus: str | Path | None) -> dict[str, int]:
     """Images per modality of a pretraining corpus (None: the built-in demo corpus), read as pretraining reads it."""
-    from ..data.loading import load_pretraining_images, modality_counts
 
     return modality_counts(load_pretraining_images(corpus, "generic"))
 
@@ -179,8 +180,6 @@ def pretrain_variant_with(arguments: Mapping) -> Callable[[HubVariant, Path], Pa
     (`dataset`, `max_steps`, `config_overrides`, ...); `output_dir` and `modality` are set per variant."""
 
     def pretrain(variant: HubVariant, run_dir: Path) -> Path:
-        from .pretraining.loop import PretrainingArguments, run_pretraining
-
         per_variant = {"output_dir": str(run_dir), "modality": variant.name}
         return run_pretraining(PretrainingArguments(**{**arguments, **per_variant}))
 

@@ -350,11 +350,8 @@ def plot_label_efficiency(rows: list[dict] | str | Path, path: str | Path, title
 
 
 __all__ = [
-    "CSV_COLUMNS",
     "LabelEfficiencyArguments",
-    "format_summary",
     "plot_label_efficiency",
     "read_results",
     "run_label_efficiency",
-    "summarize_results",
 ]

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tqdm.auto import tqdm
+
 from ..vocabulary import DATASET_TASKS, SEGMENTATION
 from .features import build_features
 from .folds import NOT_IN_CROSS_VALIDATION, FoldAssignment, assign_patient_folds
@@ -344,7 +346,6 @@ def _generate_split(converter, split_cases, source_dir, features, assignment, sp
 
 def generate_rows(case_chunks, converter, source_dir, fold_of, label_rank_of, n_folds, progress):
     """The `from_generator` generator: the converter's rows, plus case id, fold and label ranks."""
-    from tqdm.auto import tqdm
 
     show, description = progress
     not_in_cv = [NOT_IN_CROSS_VALIDATION] * n_folds

@@ -1,7 +1,6 @@
 """The unlabelled pretraining corpus: folders of DICOM, NIfTI and ordinary images -> sharded parquet of 224x224 grey.
 
 `build_corpus(inputs, output_dir)` (CLI: `vis-mae data corpus INPUT_DIRS... --output DIR`):
-
 1. walks the inputs in a fixed order (`os.scandir`, entries sorted per folder, depth first), streaming: only one
    folder's listing is in memory at a time, never the list of all files;
 2. decodes each file in a worker process (`num_workers`), with at most a few tasks per worker in flight, so memory
@@ -27,6 +26,7 @@ Generic corpus or one modality's, as a `Dataset` or, with `streaming=True`, an `
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from collections import Counter, deque
@@ -34,8 +34,16 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from ..vocabulary import IMAGING_MODALITIES, imaging_modality, selected_modalities
-from .modality_preprocessing import ModalityPreprocessing, SkippedFile
+from .features import png_bytes
+from .modality_preprocessing import (
+    ModalityPreprocessing,
+    SkippedFile,
+    letterbox,
+    read_images,
+)
 
 CORPUS_SUMMARY_FILE = "corpus_summary.json"
 CORPUS_OPTIONS_FILE = "corpus_options.json"
@@ -128,8 +136,6 @@ def _walk(folder: Path, hint: str | None, excluded: set[Path]) -> Iterator[Input
 
 def process_file(task: tuple[InputFile, ModalityPreprocessing, int]) -> FileResult:
     """Worker: one file -> its letterboxed PNG rows (or why it has none). Never raises for a bad file."""
-    from .features import png_bytes
-    from .modality_preprocessing import letterbox, read_images
 
     input_file, preprocessing, image_size = task
     path = Path(input_file.path)
@@ -171,10 +177,7 @@ def _ordered_results(tasks: Iterator, num_workers: int) -> Iterator[FileResult]:
         for task in tasks:
             yield process_file(task)
         return
-    import multiprocessing
-
-    from .. import medical  # noqa: F401  imported before forking, so workers do not each import torch again
-
+    # Forked workers inherit this process's imports (torch, pydicom, nibabel), so none of them imports them again.
     max_in_flight = 4 * num_workers
     with multiprocessing.Pool(num_workers) as pool:
         pending: deque = deque()
@@ -380,7 +383,6 @@ def _files_after_finished_shards(files: Iterator[InputFile], finished: list[dict
 
 def _write_shards(tasks, output_dir: Path, finished: list[dict], *, shard_size, num_workers, progress) -> None:
     """Process `tasks` in order into shards after the `finished` ones, appending each new shard's sidecar."""
-    from tqdm.auto import tqdm
 
     schema = corpus_features().arrow_schema
     consumed = finished[-1]["files_consumed"] if finished else 0

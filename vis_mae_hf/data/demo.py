@@ -29,11 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from pydicom.data import get_testdata_file
 
+from ..medical import load_medical_volume
+from ..medical.orientation import AXIAL_AXIS, display_slice
 from ..vocabulary import SEGMENTATION
 from .conversion import Case, SourceConverter, convert_source, load_converted
+from .corpus import CORPUS_SUMMARY_FILE, InputFile, build_corpus, load_corpus
 from .features import encode_grey_image, encode_mask
 from .folds import FoldAssignment, contiguous_slab_folds
+from .modality_preprocessing import ModalityPreprocessing
+from .synthetic_pet import VOXEL_MM, synthetic_fdg_activity, write_pet_series
 
 # Bumped whenever the demo content or its preprocessing changes, so an old cache is not reused.
 DEMO_VERSION = "v2"
@@ -115,8 +121,6 @@ def _write_notice(directory: Path) -> None:
 
 def synthetic_pet_files(directory: Path) -> list[Path]:
     """The demo's synthetic FDG-PET slices (see `synthetic_pet`), written once into `directory`."""
-    from ..medical import load_medical_volume
-    from .synthetic_pet import VOXEL_MM, synthetic_fdg_activity, write_pet_series
 
     existing = sorted(directory.glob("pet_*.dcm"))
     if len(existing) == DEMO_FRAMES_PER_FILE:
@@ -136,9 +140,7 @@ def synthetic_pet_files(directory: Path) -> list[Path]:
 def demo_corpus_files() -> list:
     """The demo corpus inputs, in order: the DICOM test files, the MNI152 T1 volume (as MR), then the synthetic
     PET series (no real PET ships in any package; see `synthetic_pet`)."""
-    from pydicom.data import get_testdata_file
 
-    from .corpus import InputFile
 
     files = []
     missing = []
@@ -182,8 +184,6 @@ def demo_corpus_sources(source_paths: list[str]) -> list[dict]:
 
 def load_demo_corpus(*, streaming: bool = False, progress: bool = False):
     """The demo pretraining corpus (built on first call, then loaded from the cache). See the module docstring."""
-    from .corpus import CORPUS_SUMMARY_FILE, build_corpus, load_corpus
-    from .modality_preprocessing import ModalityPreprocessing
 
     _nilearn_data_dir()
     directory = demo_cache_dir() / "corpus"
@@ -204,7 +204,6 @@ def load_demo_corpus(*, streaming: bool = False, progress: bool = False):
 @functools.lru_cache(maxsize=1)
 def mni152_tissue_volumes() -> tuple[np.ndarray, np.ndarray]:
     """(T1 in [0, 1], tissue labels 0..3), both (X, Y, Z) in RAS, from the MNI152 files shipped with nilearn."""
-    from ..medical import load_medical_volume
 
     t1 = load_medical_volume(_mni152_file("t1")).values
     grey = load_medical_volume(_mni152_file("gm")).values
@@ -251,8 +250,6 @@ class MNI152TissueConverter(SourceConverter):
         return contiguous_slab_folds([case.fold_unit for case in ordered], n_folds=n_folds, seed=seed)
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
-        from ..medical.orientation import AXIAL_AXIS, display_slice
-
         t1, tissue = mni152_tissue_volumes()
         index = case.info["slice_index"]
         yield {

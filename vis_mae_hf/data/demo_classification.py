@@ -19,6 +19,9 @@ augmentation does not corrupt the label.
 from __future__ import annotations
 
 import numpy as np
+from PIL import ImageOps
+
+from .demo import load_demo_segmentation
 
 DEMO_CLASSIFICATION_LABELS = ["anterior at top", "anterior at bottom (flipped)"]
 DEMO_CLASSIFICATION_DESCRIPTION = (
@@ -46,9 +49,7 @@ def load_demo_classification(seed: int = 0):
     set. Built in memory in about a second from the cached demo segmentation set.
     """
     from datasets import ClassLabel, DatasetDict, Features
-    from PIL import ImageOps
 
-    from .demo import load_demo_segmentation
 
     slices = load_demo_segmentation()["train"]
     flipped = flipped_slices(np.asarray(slices["fold"]), seed=seed)
@@ -72,8 +73,6 @@ def load_demo_classification(seed: int = 0):
 
 
 __all__ = [
-    "DEMO_CLASSIFICATION_DESCRIPTION",
     "DEMO_CLASSIFICATION_LABELS",
-    "flipped_slices",
     "load_demo_classification",
 ]

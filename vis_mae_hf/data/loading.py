@@ -22,6 +22,18 @@ from ..vocabulary import (
     corpus_selection,
     selected_modalities,
 )
+from .conversion import (
+    CONVERSION_METADATA_FILE,
+    load_converted,
+    read_conversion_metadata,
+)
+from .corpus import CORPUS_SUMMARY_FILE, load_corpus
+from .demo import TISSUE_LABELS, load_demo_corpus, load_demo_segmentation
+from .demo_classification import (
+    DEMO_CLASSIFICATION_DESCRIPTION,
+    DEMO_CLASSIFICATION_LABELS,
+    load_demo_classification,
+)
 
 RASTER_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 DEMO_NAMES = (None, "", "demo")
@@ -74,13 +86,10 @@ def _open_images(source):
     import datasets
 
     if source is None:
-        from .demo import load_demo_corpus
-
         return load_demo_corpus()
     path = Path(source)
     if not path.exists():
         raise PretrainingDataError(f"The pretraining data path {path} does not exist.")
-    from .corpus import CORPUS_SUMMARY_FILE, load_corpus
 
     if (path / CORPUS_SUMMARY_FILE).is_file():
         return load_corpus(path)
@@ -168,18 +177,11 @@ def load_labelled_dataset(dataset: str | None, task: str):
 
 def _demo_dataset(task: str):
     if task == SEGMENTATION:
-        from .demo import TISSUE_LABELS, load_demo_segmentation
-
         return (
             load_demo_segmentation(),
             list(TISSUE_LABELS),
             "demo: MNI152 2009 T1 axial slices, tissue labels (one averaged subject; folds are contiguous slabs)",
         )
-    from .demo_classification import (
-        DEMO_CLASSIFICATION_DESCRIPTION,
-        DEMO_CLASSIFICATION_LABELS,
-        load_demo_classification,
-    )
 
     return load_demo_classification(), list(DEMO_CLASSIFICATION_LABELS), f"demo: {DEMO_CLASSIFICATION_DESCRIPTION}"
 
@@ -187,11 +189,6 @@ def _demo_dataset(task: str):
 def _local_dataset(path: Path, dataset: str):
     from datasets import Dataset, DatasetDict, load_from_disk
 
-    from .conversion import (
-        CONVERSION_METADATA_FILE,
-        load_converted,
-        read_conversion_metadata,
-    )
 
     if (path / CONVERSION_METADATA_FILE).is_file():
         metadata = read_conversion_metadata(path)

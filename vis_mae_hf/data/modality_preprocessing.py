@@ -3,7 +3,6 @@
 Decoding, modality transforms, header windows and MONOCHROME1 inversion are `medical`'s job; this module only
 decides, per modality, which window or normalisation to apply to the loaded `MedicalImage` / `MedicalVolume` (each
 file is read once; a multi-frame DICOM once for all its frames) and what to do after:
-
 - CT: the file's own header window (WindowCenter/WindowWidth or VOI LUT: the view the scanner or technologist
   chose for that series: lung for a chest CT, brain for a head CT), else `window` (default "abdomen",
   W400/L40: the downstream CT tasks are abdominal, and it shows every soft tissue). NIfTI CT has no usable window
@@ -33,7 +32,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image as PILImage
 
+from ..medical import (
+    MedicalImageError,
+    UnknownFileFormatError,
+    UnreadableMedicalImageError,
+    load_medical_image,
+    load_medical_volume,
+)
+from ..medical.dicom import frame_count, modality_group, read_dicom
+from ..medical.files import DICOM, NIFTI, file_kind
+from ..medical.images import dicom_image
+from ..medical.orientation import AXIAL_AXIS, display_slice
+from ..medical.windows import HEADER_WINDOW
 from ..vocabulary import CT, IMAGING_MODALITIES, MR, PET, US, XRAY
+from .features import quantize_unit_interval
+from .volumes import percentile_unit_range
 
 if TYPE_CHECKING:
     from ..medical import MedicalImage, MedicalVolume
@@ -105,7 +118,6 @@ def evenly_spaced(n_available: int, limit: int | None) -> list[int]:
 
 def percentile_rescale(values01: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
     """Percentile window of an image already in [0, 1]: the same as on its raw values, since min-max is affine."""
-    from .volumes import percentile_unit_range
 
     return percentile_unit_range(values01, *percentiles)
 
@@ -114,7 +126,6 @@ def to_grey(image01: np.ndarray) -> np.ndarray:
     """(H, W) stays; (H, W, 3) colour -> (H, W) luminance, through PIL's ITU-R 601-2 conversion."""
     if image01.ndim == 2:
         return image01
-    from .features import quantize_unit_interval
 
     rgb = PILImage.fromarray(quantize_unit_interval(image01[..., :3]))
     return np.asarray(rgb.convert("L"), dtype=np.float32) / 255.0
@@ -125,9 +136,6 @@ def _is_constant(image: np.ndarray) -> bool:
 
 
 def _read_dicom(path: Path):
-    from ..medical import UnknownFileFormatError, UnreadableMedicalImageError
-    from ..medical.dicom import read_dicom
-
     try:
         return read_dicom(path)
     except UnknownFileFormatError as error:
@@ -138,7 +146,6 @@ def _read_dicom(path: Path):
 
 def frame_intensities(image: MedicalImage, modality: str, options: ModalityPreprocessing) -> np.ndarray:
     """One loaded frame as a [0, 1] grey image, by the per-modality rules of the module docstring."""
-    from ..medical.windows import HEADER_WINDOW
 
     if modality in (CT, XRAY) and image.has_header_window:
         return to_grey(image.with_window(HEADER_WINDOW).pixels)
@@ -153,9 +160,6 @@ def read_dicom_images(
     path: Path, options: ModalityPreprocessing, modality_hint: str | None = None
 ) -> tuple[str, list[tuple[int, np.ndarray]]]:
     """(modality, [(frame index or -1, [0, 1] grey image)]) of one DICOM file, read once for all its frames."""
-    from ..medical import MedicalImageError
-    from ..medical.dicom import frame_count, modality_group
-    from ..medical.images import dicom_image
 
     dataset = _read_dicom(path)
     modality = modality_group(dataset) or modality_hint
@@ -176,7 +180,6 @@ def read_dicom_images(
 
 def load_volume(path: Path) -> MedicalVolume:
     """A NIfTI file or DICOM series folder as a `MedicalVolume`; `SkippedFile` when it is not one volume."""
-    from ..medical import MedicalImageError, load_medical_volume
 
     try:
         return load_medical_volume(path)
@@ -186,8 +189,6 @@ def load_volume(path: Path) -> MedicalVolume:
 
 def volume_images(volume: MedicalVolume, modality: str, options: ModalityPreprocessing) -> list[tuple[int, np.ndarray]]:
     """[(axial slice index, [0, 1] grey image)] of a loaded volume, normalised over the whole volume."""
-    from ..medical.orientation import AXIAL_AXIS, display_slice
-    from .volumes import percentile_unit_range
 
     if modality == CT:
         scaled = volume.unit_range(options.window)
@@ -208,7 +209,6 @@ def volume_images(volume: MedicalVolume, modality: str, options: ModalityPreproc
 
 def read_raster_image(path: Path) -> list[tuple[int, np.ndarray]]:
     """[(-1, [0, 1] grey image)] of a PNG/JPEG/TIFF/BMP: 8-bit kept as is, 16-bit/float min-max (`medical`)."""
-    from ..medical import MedicalImageError, load_medical_image
 
     try:
         image = load_medical_image(path, frame=0)
@@ -228,7 +228,6 @@ def read_images(
 
     Raises `SkippedFile` with the reason when the file gives no image.
     """
-    from ..medical.files import DICOM, NIFTI, file_kind
 
     kind = file_kind(path)
     if kind == DICOM:
@@ -258,7 +257,6 @@ def letterbox(image01: np.ndarray, size: int) -> np.ndarray:
     the model then learns as normal; black padding is the background of almost every medical image, and the padded
     band is the same in every epoch, so the model learns nothing spurious from it beyond "background".
     """
-    from .features import quantize_unit_interval
 
     height, width = image01.shape
     scale = size / max(height, width)

@@ -6,7 +6,9 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-# name -> "module:Class" (imported on use, so listing sources does not import h5py, nibabel, ...)
+from .conversion import convert_source
+
+# name -> "module:Class"
 SOURCES: dict[str, str] = {
     "btcv": "vis_mae_hf.data.sources.btcv:BTCVConverter",
     "acdc": "vis_mae_hf.data.sources.acdc:ACDCConverter",
@@ -63,7 +65,6 @@ def convert(
 
     Returns a `ConversionResult` (`.output_dir`, `.summary`, `.load()` -> `DatasetDict`).
     """
-    from .conversion import convert_source
 
     return convert_source(
         get_converter(name, **options),

@@ -13,6 +13,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    ExplicitVRLittleEndian,
+    PositronEmissionTomographyImageStorage,
+    generate_uid,
+)
+
+from ..medical.orientation import AXIAL_AXIS, display_slice
 
 # Bq/ml per tissue fraction: FDG uptake roughly 4:1 grey to white matter, low elsewhere in the brain.
 GREY_MATTER_ACTIVITY = 12000.0
@@ -46,14 +54,7 @@ def synthetic_fdg_activity(grey: np.ndarray, white: np.ndarray, brain: np.ndarra
 
 def write_pet_series(activity: np.ndarray, folder: Path, slice_indices: list[int], origin_ras: np.ndarray) -> list[Path]:
     """Write axial slices of a RAS activity volume as a PET DICOM series (LPS patient coordinates)."""
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        ExplicitVRLittleEndian,
-        PositronEmissionTomographyImageStorage,
-        generate_uid,
-    )
 
-    from ..medical.orientation import AXIAL_AXIS, display_slice
 
     folder.mkdir(parents=True, exist_ok=True)
     slope = float(activity.max()) / 65535.0 or 1.0

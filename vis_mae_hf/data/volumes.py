@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..image_processing_vis_mae import apply_window
+from ..medical import load_medical_volume
+
 if TYPE_CHECKING:  # importing `medical` imports torch, which only the loading functions below need
     from ..medical import MedicalVolume
 
@@ -36,7 +39,6 @@ def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99
     bladder, fat) would squash plain min-max; percentiles over the whole volume keep one mapping for all slices of
     a case, so relative intensity between slices is preserved.
     """
-    from ..image_processing_vis_mae import apply_window
 
     volume = np.asarray(volume, dtype=np.float32)
     if not np.isfinite(volume).all():
@@ -49,7 +51,6 @@ def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99
 
 def load_label_volume(mask_path: Path, image: MedicalVolume) -> np.ndarray:
     """The label volume in `mask_path` as int16 class indices, checked to lie on the voxel grid of `image`."""
-    from ..medical import load_medical_volume
 
     mask = load_medical_volume(mask_path)
     if mask.values.shape != image.values.shape:
@@ -66,7 +67,6 @@ def load_label_volume(mask_path: Path, image: MedicalVolume) -> np.ndarray:
 
 def load_image_and_mask(image_path: Path, mask_path: Path) -> tuple[MedicalVolume, np.ndarray]:
     """(image volume, int16 mask on its grid) from two files that must share their voxel grid."""
-    from ..medical import load_medical_volume
 
     image = load_medical_volume(image_path)
     return image, load_label_volume(mask_path, image)

@@ -370,4 +370,8 @@ def render_model_card(inputs: CardInputs, template: str | Path | None = None) ->
     return f"---\n{_metadata(template_card, inputs).to_yaml()}\n---\n\n{body}\n"
 
 
-__all__ = ["CardInputs", "CardTemplateError", "card_facts", "default_template_path", "render_model_card"]
+__all__ = [
+    "CardInputs",
+    "CardTemplateError",
+    "render_model_card",
+]

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import transformers
+from PIL import Image
+from safetensors.torch import load_file, save_file
 
 AUTO_MODEL_CLASSES = (
     "AutoModel",
@@ -56,8 +59,6 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
         (outputs, classes): `outputs` maps "AutoModel", ..., "pipeline:image-segmentation" to tensors; `classes` maps
         the same names (and "AutoConfig", "AutoImageProcessor") to `module.ClassName` of what was loaded.
     """
-    import transformers
-    from PIL import Image
 
     kwargs = {"trust_remote_code": True} if trust_remote_code else {}
     config = transformers.AutoConfig.from_pretrained(target, **kwargs)
@@ -98,7 +99,6 @@ def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, 
     Auto class and pipeline must have used the repository's code (module `transformers_modules...`) and produced the
     same numbers (within `atol`).
     """
-    from safetensors.torch import load_file
 
     importlib.import_module("vis_mae_hf")  # registers the package's classes: the reference side of the comparison
 
@@ -143,8 +143,6 @@ def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, 
 
 
 def _main(target: str, scratch: str) -> None:
-    from safetensors.torch import save_file
-
     outputs, classes = auto_class_outputs(target, trust_remote_code=True)
     tensors = {name: tensor.contiguous() for name, tensor in outputs.items()}
     save_file(tensors, str(Path(scratch) / "outputs.safetensors"))

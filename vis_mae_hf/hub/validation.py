@@ -28,6 +28,7 @@ from .. import modeling_vis_mae
 from ..configuration_vis_mae import VisMaeConfig
 from ..image_processing_vis_mae import VisMaeImageProcessor
 from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, remote_code_problems
+from .remote_loading import remote_code_loading_problems
 
 REQUIRED_CARD_METADATA = ("library_name", "pipeline_tag", "license", "tags")
 PIPELINE_TAGS = ("image-feature-extraction", "image-segmentation", "image-classification")
@@ -254,8 +255,6 @@ def validate_repository(
     failures.extend(remote_code_problems(repo_dir))
     _check_card(repo_dir, repo_id, failures)
     if check_remote_code and not failures:
-        from .remote_loading import remote_code_loading_problems
-
         failures.extend(remote_code_loading_problems(repo_dir))
     return failures
 

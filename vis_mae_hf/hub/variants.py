@@ -11,7 +11,7 @@ Processor defaults (the input each variant's Hub repository declares in `preproc
 - CT: raw CT slices arrive in Hounsfield units, far outside [0, 1]. The CT repository's processor carries a default
   `hounsfield_window` (the "abdomen" soft-tissue window, W 400 / L 40) so HU input is mapped to [0, 1] the same way for
   every user. Display images (8/16-bit, or floats already in [0, 1]) are never re-windowed. Override it with
-  `--hounsfield-window` when the corpus was windowed differently.
+  `vis-mae hub export --window` when the corpus was windowed differently.
 - Generic, MR, PET, X-ray, US: no window. A window applies to *every* raw-valued image outside [0, 1], so on the
   Generic variant it would silently CT-window an MR slice; MR/PET intensities have no absolute scale to window. Such
   input must be scaled to [0, 1] first (e.g. `vis_mae_hf.load_medical_image(path).pixels`), which the model card says.

@@ -23,11 +23,18 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    AutoModelForSemanticSegmentation,
+)
 
 from ..medical.orientation import AXIAL_AXIS, display_slice, ras_plane_from_display
+from ..vocabulary import CLASSIFICATION, HUB_TASK_TYPES, SEGMENTATION
 
-TASK_SEGMENTATION = "semantic-segmentation"
-TASK_CLASSIFICATION = "image-classification"
+TASK_SEGMENTATION = HUB_TASK_TYPES[SEGMENTATION]
+TASK_CLASSIFICATION = HUB_TASK_TYPES[CLASSIFICATION]
 TASK_OF_ARCHITECTURE = {
     "VisMaeForSemanticSegmentation": TASK_SEGMENTATION,
     "VisMaeForImageClassification": TASK_CLASSIFICATION,
@@ -91,12 +98,6 @@ class VisMaePredictor:
             PredictorLoadError: nothing loadable there, a checkpoint without a task head (pretraining, bare encoder),
                 or no image processor saved with the model.
         """
-        from transformers import (
-            AutoConfig,
-            AutoImageProcessor,
-            AutoModelForImageClassification,
-            AutoModelForSemanticSegmentation,
-        )
 
         name = str(model_name_or_path)
         try:

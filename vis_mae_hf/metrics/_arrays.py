@@ -1,18 +1,15 @@
-"""Input plumbing shared by the metric modules: array conversion and class names.
-
-Kept free of torch/sklearn/evaluate imports so that importing a metric stays cheap; torch tensors are
-recognised by duck typing (`detach`/`cpu`/`numpy`) instead of `isinstance`.
-"""
+"""Input plumbing shared by the metric modules: array conversion and class names."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
 
 def is_torch_tensor(value) -> bool:
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+    return isinstance(value, torch.Tensor)
 
 
 def to_numpy(value, name: str) -> np.ndarray:

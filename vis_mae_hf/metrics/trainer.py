@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as functional
 
 from ._arrays import class_names, is_torch_tensor, to_numpy
 from .classification import PROBLEM_TYPES, classification_auc
@@ -50,8 +52,6 @@ def segmentation_logits_to_label_maps(logits, labels=None):
     resized to the labels' size first, bilinearly (trilinearly for volumes) with `align_corners=False`, as
     `post_process_semantic_segmentation` does; resizing logits rather than label maps keeps boundaries smooth.
     """
-    import torch
-    import torch.nn.functional as functional
 
     logits = _first_output(logits)
     if not is_torch_tensor(logits):
@@ -155,7 +155,6 @@ class SegmentationComputeMetrics:
 def _as_tensor(values):
     if is_torch_tensor(values):
         return values
-    import torch
 
     return torch.as_tensor(to_numpy(values, "label_ids"))
 

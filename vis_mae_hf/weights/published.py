@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from ..configuration_vis_mae import VisMaeConfig
 from ..modeling_vis_mae import (
@@ -115,8 +116,6 @@ def load_published_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor]
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
         return load_file(str(path)), {}
     # torch >= 2.6 defaults to weights_only=True, which refuses the Namespace the published scripts store under
     # 'args'. Allow exactly that class rather than turning the safe loader off for everything.
@@ -291,4 +290,8 @@ def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | P
     return report
 
 
-__all__ = ["KEY_RULES", "convert_checkpoint", "convert_state_dict", "infer_config", "load_published_checkpoint"]
+__all__ = [
+    "convert_checkpoint",
+    "convert_state_dict",
+    "load_published_checkpoint",
+]

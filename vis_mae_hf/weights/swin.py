@@ -41,6 +41,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from transformers import (
+    AutoConfig,
+    SwinForImageClassification,
+    SwinModel,
+    SwinPreTrainedModel,
+)
 
 from ..configuration_vis_mae import VisMaeConfig
 from ..modeling_vis_mae import VisMaePreTrainedModel
@@ -150,12 +156,6 @@ def load_swin_state_dict(source) -> tuple[dict[str, torch.Tensor], object, str]:
     Checkpoints on disk use Swin's original key names (`attention.self.query`, ...); loading them through
     `from_pretrained` lets Transformers translate them, so the rules above see one naming only.
     """
-    from transformers import (
-        AutoConfig,
-        SwinForImageClassification,
-        SwinModel,
-        SwinPreTrainedModel,
-    )
 
     if isinstance(source, SwinPreTrainedModel):
         return dict(source.state_dict()), source.config, type(source).__name__
@@ -229,9 +229,6 @@ def vis_mae_from_swin(source, model_class: type[VisMaePreTrainedModel], **config
 
 
 __all__ = [
-    "SWIN_KEY_RULES",
-    "load_swin_state_dict",
     "transfer_swin_weights",
-    "vis_mae_config_from_swin",
     "vis_mae_from_swin",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ...vocabulary import CHECKPOINT_TASKS
+from ...weights.published import convert_checkpoint
 from . import set_handler
 
 
@@ -22,8 +23,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run_convert(args: argparse.Namespace) -> int:
-    from ...weights.published import convert_checkpoint
-
     report = convert_checkpoint(args.checkpoint, args.task, args.output)  # ConversionError is a ValueError
     print(report.format())
     print(f"wrote {args.output}")

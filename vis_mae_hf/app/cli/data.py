@@ -8,6 +8,9 @@ import json
 import sys
 from collections import Counter
 
+from ...data.corpus import build_corpus
+from ...data.demo import demo_cache_dir, load_demo_corpus, load_demo_segmentation
+from ...data.modality_preprocessing import ModalityPreprocessing
 from ...data.registry import available_sources, convert, converter_class, get_converter
 from . import CommandError, set_handler
 from .arguments import fallback_window_argument, positive_int
@@ -134,9 +137,6 @@ def _convert(args) -> int:
 
 
 def _corpus(args) -> int:
-    from ...data.corpus import build_corpus
-    from ...data.modality_preprocessing import ModalityPreprocessing
-
     build_corpus(
         args.inputs,
         args.output,
@@ -151,8 +151,6 @@ def _corpus(args) -> int:
 
 
 def _demo(args) -> int:
-    from ...data.demo import demo_cache_dir, load_demo_corpus, load_demo_segmentation
-
     corpus = load_demo_corpus(progress=True)
     print(f"demo corpus: {len(corpus)} images {dict(Counter(corpus['modality']))}")
     segmentation = load_demo_segmentation(progress=True)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import json
 
+from ...hub.export import export_repository
+from ...hub.push import push_repository
+from ...hub.validation import RepositoryValidationError, validate_repository
 from ...hub.variants import VARIANTS
+from ..release import (
+    corpus_modality_counts,
+    plan_release,
+    plan_release_from_runs,
+    pretrain_variant_with,
+    release_variants,
+)
 from . import CommandError, set_handler
 from .arguments import fallback_window_argument, positive_int
 
@@ -99,8 +109,6 @@ def _add_release(commands) -> None:
 
 
 def run_export(args) -> int:
-    from ...hub.export import export_repository
-
     output = export_repository(
         args.model,
         args.variant,
@@ -122,8 +130,6 @@ def run_export(args) -> int:
 
 
 def run_validate(args) -> int:
-    from ...hub.validation import validate_repository
-
     failures = validate_repository(args.repo_dir, args.repo_id, check_remote_code=args.remote_code)
     if failures:
         raise CommandError(f"{args.repo_dir}: {len(failures)} problems: {'; '.join(failures)}")
@@ -132,9 +138,6 @@ def run_validate(args) -> int:
 
 
 def run_push(args) -> int:
-    from ...hub.push import push_repository
-    from ...hub.validation import RepositoryValidationError
-
     try:
         commit = push_repository(
             args.repo_dir,
@@ -151,13 +154,6 @@ def run_push(args) -> int:
 
 
 def run_release(args) -> int:
-    from ..release import (
-        corpus_modality_counts,
-        plan_release,
-        plan_release_from_runs,
-        release_variants,
-    )
-
     if args.runs_dir:
         variants, skipped = plan_release_from_runs(args.runs_dir, args.variants)
     else:
@@ -187,7 +183,6 @@ def run_release(args) -> int:
 
 def _pretrain_each_variant(args):
     """The `pretrain(variant, run_dir)` callback of a release: `run_pretraining` with the options given here."""
-    from ..release import pretrain_variant_with
 
     settings = {
         "dataset": args.corpus,

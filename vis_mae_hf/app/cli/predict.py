@@ -20,6 +20,28 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+import torch
+from transformers.utils import logging as transformers_logging
+
+from ...inference.inputs import (
+    input_kind,
+    load_image_for_model,
+    unique_output_stems,
+    volume_in_unit_range,
+)
+from ...inference.outputs import (
+    write_classification_tables,
+    write_label_png,
+    write_labels_json,
+    write_overlay_png,
+    write_probability_array,
+    write_volume_mask,
+    write_volume_probabilities,
+)
+from ...inference.predictor import TASK_CLASSIFICATION, VisMaePredictor
+from ...medical import MedicalImageError, load_medical_volume
+from ...medical.orientation import AXIAL_AXIS, display_slice
 from . import report_error, set_handler
 from .arguments import positive_int, window_argument
 
@@ -61,8 +83,6 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _device_argument(text: str):
-    import torch
-
     try:
         device = torch.device(text)
     except RuntimeError as error:
@@ -94,11 +114,6 @@ class _Report:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from transformers.utils import logging as transformers_logging
-
-    from ...inference.inputs import input_kind, unique_output_stems
-    from ...inference.predictor import TASK_CLASSIFICATION, VisMaePredictor
-
     inputs = [Path(text) for text in args.inputs]
     stems = unique_output_stems(inputs)  # MedicalImageError (a user error) when two inputs would share outputs
 
@@ -116,8 +131,6 @@ def run_predict(args: argparse.Namespace) -> int:
     if predictor.task == TASK_CLASSIFICATION:
         _classify(predictor, inputs, args, report)
     else:
-        from ...inference.outputs import write_labels_json
-
         write_labels_json(predictor.label_names, args.output)
         for path in inputs:
             try:
@@ -143,8 +156,6 @@ def _frame_stem(stem: str, frame: int | None) -> str:
 def _load_image(path: Path, args, predictor):
     """One 2-D input, read once: the `MedicalImage` in [0, 1] and how its intensities were mapped. A multi-frame file
     without --frame says how to pick one (from the frame count of the image read)."""
-    from ...inference.inputs import load_image_for_model
-    from ...medical import MedicalImageError
 
     # Frame 0 first: files that are no image at all (SEG, SR, corrupt) report that, not their frame count.
     image, intensity = load_image_for_model(
@@ -158,12 +169,6 @@ def _load_image(path: Path, args, predictor):
 
 
 def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> None:
-    from ...inference.outputs import (
-        write_label_png,
-        write_overlay_png,
-        write_probability_array,
-    )
-
     image, intensity = _load_image(path, args, predictor)
     prediction = predictor.segment_images([image.pixels], return_probabilities=args.save_probabilities)[0]
     stem = _frame_stem(stem, args.frame)
@@ -179,17 +184,6 @@ def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> N
 
 
 def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> None:
-    import numpy as np
-
-    from ...inference.inputs import volume_in_unit_range
-    from ...inference.outputs import (
-        write_overlay_png,
-        write_volume_mask,
-        write_volume_probabilities,
-    )
-    from ...medical import MedicalImageError, load_medical_volume
-    from ...medical.orientation import AXIAL_AXIS, display_slice
-
     if args.frame is not None:
         raise MedicalImageError(f"--frame applies to multi-frame DICOM and TIFF files; {path} is a volume.")
     volume = load_medical_volume(path)
@@ -222,10 +216,6 @@ def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> 
 
 
 def _classify(predictor, inputs: list[Path], args, report: _Report) -> None:
-    from ...inference.inputs import input_kind
-    from ...inference.outputs import write_classification_tables
-    from ...medical import MedicalImageError
-
     names, images = [], []
     for path in inputs:
         try:

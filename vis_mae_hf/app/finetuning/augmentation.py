@@ -175,4 +175,7 @@ class ClassificationAugmentation:
         return warped
 
 
-__all__ = ["ClassificationAugmentation", "SegmentationAugmentation", "affine_matrix", "warp"]
+__all__ = [
+    "ClassificationAugmentation",
+    "SegmentationAugmentation",
+]

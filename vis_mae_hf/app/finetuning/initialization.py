@@ -18,9 +18,17 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import torch
+
+from ...configuration_vis_mae import VisMaeConfig
+from ...modeling_vis_mae import (
+    VisMaeForImageClassification,
+    VisMaeForSemanticSegmentation,
+)
 from ...recipes import get_recipe
 from ...vocabulary import SEGMENTATION
 from ...weights.load_report import LoadReport
+from ...weights.swin import vis_mae_from_swin
 
 # torch and the model classes are imported where a model is built: the command line and the sweep runner read
 # `Initialization` (to check an --init string) and must start without torch.
@@ -80,10 +88,6 @@ def build_finetuning_model(
     Returns:
         `(model, LoadReport)`; the report's source is the initialisation string.
     """
-    from ...modeling_vis_mae import (
-        VisMaeForImageClassification,
-        VisMaeForSemanticSegmentation,
-    )
 
     if isinstance(initialization, str):
         initialization = Initialization.parse(initialization)
@@ -113,22 +117,17 @@ def _task_config_fields(
 
 
 def _random_start(initialization: Initialization, model_class: type, fields: dict):
-    from ...configuration_vis_mae import VisMaeConfig
-
     model = model_class(VisMaeConfig(**fields))
     return model, LoadReport.all_fresh(str(initialization), model)
 
 
 def _swin_start(initialization: Initialization, model_class: type, fields: dict):
-    from ...weights.swin import vis_mae_from_swin
-
     model, report = vis_mae_from_swin(initialization.source, model_class, **fields)
     return model, dataclasses.replace(report, source=str(initialization))
 
 
 def _vismae_start(initialization: Initialization, model_class: type, fields: dict):
     """Every weight of the checkpoint whose name and shape match; a shape that differs is the caller's error."""
-    import torch
 
     try:
         model, info = model_class.from_pretrained(
@@ -153,4 +152,7 @@ def _vismae_start(initialization: Initialization, model_class: type, fields: dic
     return model, LoadReport.from_loading_info(str(initialization), model, info)
 
 
-__all__ = ["INITIALIZATION_KINDS", "Initialization", "build_finetuning_model"]
+__all__ = [
+    "Initialization",
+    "build_finetuning_model",
+]

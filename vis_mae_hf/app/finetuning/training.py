@@ -379,9 +379,7 @@ def finetuning_summary(args, data: FinetuningData, report, trainer, metrics: dic
 __all__ = [
     "FinetuningArguments",
     "FinetuningResult",
-    "build_compute_metrics",
     "build_trainer",
     "format_metrics_table",
     "run_finetuning",
-    "training_arguments",
 ]

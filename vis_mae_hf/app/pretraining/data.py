@@ -46,6 +46,3 @@ def build_pretraining_data(
         pin_memory=accelerator.device.type == "cuda",
     )
     return PretrainingData(images, examples, sampler, loader)
-
-
-__all__ = ["PretrainingData", "build_pretraining_data"]

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
 
 from ...configuration_vis_mae import VisMaeConfig
 from ...data.loading import load_pretraining_images
 from ...modeling_vis_mae import VisMaeForPreTraining
+from ..publishing import publish_run
 from .arguments import PretrainingArguments
 from .checkpoints import TrainingProgress, load_checkpoint, save_checkpoint
 from .data import PretrainingData, build_pretraining_data
@@ -87,8 +90,6 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
 def prepare_run(args: PretrainingArguments, config: VisMaeConfig | None) -> PretrainingRun:
     """Data, model, optimiser and schedule of resolved `args`, prepared by Accelerate and resumed if asked. Fails
     here, before any step, on an empty or unreadable dataset."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
 
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
@@ -172,7 +173,6 @@ def stop_on_non_finite_loss(run: PretrainingRun, loss: float) -> None:
 
 def push_pretrained_model(output_dir: Path, args: PretrainingArguments) -> None:
     """Export the run as a Hub repository (card, remote code, variant processor), validate it, push it."""
-    from ..publishing import publish_run
 
     publish_run(output_dir, args.hub_variant or args.modality, args.hub_model_id, output_dir / "hub_repository")
 

@@ -21,6 +21,3 @@ def build_model(args: PretrainingArguments, config: VisMaeConfig | None = None) 
     elif args.activation_checkpointing:
         model.checkpoint_blocks([path.strip() for path in args.activation_checkpointing.split(",")])
     return model
-
-
-__all__ = ["build_model"]

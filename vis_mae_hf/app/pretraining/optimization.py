@@ -72,6 +72,3 @@ def fused_adamw_supported(device: torch.device) -> bool:
     except (RuntimeError, ValueError):
         return False
     return True
-
-
-__all__ = ["TrainingPlan", "build_optimizer", "build_scheduler", "fused_adamw_supported", "plan_training"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ... import __version__
+from ...data.demo import demo_corpus_sources
 from ...data.loading import modality_counts
 from ...image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD
 from ...inference.reconstruction import reconstruction_grid
@@ -56,8 +57,6 @@ def training_summary(model, images, args, plan, progress, final_loss: float, acc
         "package_version": __version__,
     }
     if args.dataset is None and "source_path" in images.column_names:
-        from ...data.demo import demo_corpus_sources
-
         summary["sources"] = demo_corpus_sources(images["source_path"])
         summary["notes"] = [
             "Demonstration weights: a few minutes of pretraining on the built-in demo corpus, not the paper's "
@@ -103,6 +102,3 @@ def save_reconstruction_picture(model, data: PretrainingData, count: int, path: 
     pixel_values = torch.stack([item["pixel_values"] for item in items]).to(device)
     noise = torch.stack([item["noise"] for item in items]).to(device)
     reconstruction_grid(model, pixel_values, noise, PRETRAINING_MEAN, PRETRAINING_STD).save(path)
-
-
-__all__ = ["PICTURE_FILE", "SUMMARY_FILE", "save_outputs", "training_summary"]

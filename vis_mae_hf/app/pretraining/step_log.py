@@ -93,6 +93,3 @@ class StepLog:
 
     def close(self) -> None:
         self.bar.close()
-
-
-__all__ = ["LOG_FILE", "StepLog"]

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...image_processing_vis_mae import resolve_window
 from ...medical.orientation import AXIAL_AXIS, display_slice
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
@@ -61,8 +62,6 @@ class BTCVConverter(SourceConverter):
     citation = "Landman B et al. MICCAI multi-atlas labeling beyond the cranial vault workshop and challenge, 2015."
 
     def __post_init__(self):
-        from ...image_processing_vis_mae import resolve_window
-
         resolve_window(self.window)  # fail now, not after the first volume
         if self.slices not in ("foreground", "all"):
             raise ValueError(f"btcv: slices must be 'foreground' or 'all', got {self.slices!r}.")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image as PILImage
 
 from ...vocabulary import SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
@@ -73,7 +74,6 @@ class LGGConverter(SourceConverter):
         mask = binarize_mask(read_mask_file(mask_path), source=str(mask_path))
         if self.slices == "foreground" and not mask.any():
             return
-        from PIL import Image as PILImage
 
         with PILImage.open(image_path) as image:
             pixels = np.asarray(image.convert("RGB"))
