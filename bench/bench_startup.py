@@ -1,11 +1,13 @@
-"""Start-up time of the `vis-mae` command, before and after, measured in one run.
+"""Start-up time of the `vis-mae` command and of `import vis_mae_hf`, before and after, measured in one run.
 
-    python bench/bench_startup.py                      # this checkout against branch `layout`
+    python bench/bench_startup.py                      # this checkout against 64280b9 (before the layout change)
     python bench/bench_startup.py --before 342e674 --rounds 9 --json startup.json
     python bench/bench_startup.py --before /path/to/an/old/checkout   # machines without the git history
 
-Each workload (`vis-mae --help`, `vis-mae predict --help`, ...) runs as a fresh process through the console-script
-entry point that tree's pyproject.toml declares, with that tree first on PYTHONPATH; the "before" tree is
+Each workload runs as a fresh process with that tree first on PYTHONPATH: `vis-mae --help` and `vis-mae predict
+--help` through the console-script entry point that tree's pyproject.toml declares, `import vis_mae_hf` as a plain
+import, and `from transformers import SwinModel` (the same in both trees) as the reference the package import is
+compared with; the "before" tree is
 `git archive REV` unpacked in a temporary folder, so nothing in the working tree changes. Rounds alternate the order
 of the trees, one untimed warm-up run each writes the bytecode caches first, and the table reports the median wall
 time with its range, the speed-up (before / after) and whether torch was imported.
@@ -27,7 +29,15 @@ import tomllib
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
-WORKLOADS = {"vis-mae --help": ["--help"], "vis-mae predict --help": ["predict", "--help"]}
+# workload -> `vis-mae` arguments, or the Python statement the process runs instead of the command
+WORKLOADS = {
+    "vis-mae --help": ["--help"],
+    "vis-mae predict --help": ["predict", "--help"],
+    "import vis_mae_hf": "import vis_mae_hf",
+    "from transformers import SwinModel": "from transformers import SwinModel",
+}
+REFERENCE = "from transformers import SwinModel"
+REPORT_IMPORTS = 'print("IMPORTED", sorted({{name.split(".")[0] for name in sys.modules}} & {{"torch", "transformers"}}))'
 # The console script as pip writes it, reporting which heavy packages the process imported.
 SCRIPT = """
 import sys
@@ -36,14 +46,15 @@ try:
     status = main()
 except SystemExit as exit_:
     status = exit_.code
-print("IMPORTED", sorted({{name.split(".")[0] for name in sys.modules}} & {{"torch", "transformers"}}))
+""" + REPORT_IMPORTS + """
 sys.exit(status)
 """
+STATEMENT = "import sys\n{statement}\n" + REPORT_IMPORTS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", default="layout", help="git revision, or a folder holding an older checkout")
+    parser.add_argument("--before", default="64280b9", help="git revision, or a folder holding an older checkout")
     parser.add_argument("--rounds", type=int, default=5, help="timed runs of each workload and tree (default 5)")
     parser.add_argument("--only", nargs="+", choices=list(WORKLOADS), help="default: every workload")
     parser.add_argument("--json", help="also write the measurements here")
@@ -62,20 +73,23 @@ def tree_at_revision(revision: str, directory: Path) -> Path:
     return directory
 
 
-def command_line(tree: Path, arguments: list[str]) -> list[str]:
+def command_line(tree: Path, arguments: list[str] | str) -> list[str]:
+    if isinstance(arguments, str):  # a Python statement, not the command
+        return [sys.executable, "-c", STATEMENT.format(statement=arguments)]
     entry_point = tomllib.loads((tree / "pyproject.toml").read_text())["project"]["scripts"]["vis-mae"]
     module, function = entry_point.split(":")
     return [sys.executable, "-c", SCRIPT.format(module=module, function=function), *arguments]
 
 
-def run_once(tree: Path, arguments: list[str], cwd: Path) -> tuple[float, list[str]]:
-    """(wall seconds, heavy packages imported) of one `vis-mae ARGUMENTS...` process run from `tree`."""
+def run_once(tree: Path, arguments: list[str] | str, cwd: Path) -> tuple[float, list[str]]:
+    """(wall seconds, heavy packages imported) of one process (`vis-mae ARGUMENTS...` or a statement) from `tree`."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     result = subprocess.run(command_line(tree, arguments), cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if result.returncode != 0:
-        raise RuntimeError(f"vis-mae {' '.join(arguments)} failed in {tree}:\n{result.stderr[-2000:]}")
+        shown = arguments if isinstance(arguments, str) else f"vis-mae {' '.join(arguments)}"
+        raise RuntimeError(f"{shown} failed in {tree}:\n{result.stderr[-2000:]}")
     imported = json.loads(result.stdout.rsplit("IMPORTED ", 1)[1].replace("'", '"'))
     return seconds, imported
 
@@ -107,6 +121,16 @@ def print_table(results: dict, before: str) -> None:
         old, new = (statistics.median(by_tree[label]["seconds"]) for label in ("before", "after"))
         torch = " / ".join("yes" if "torch" in by_tree[label]["imported"] else "no" for label in ("before", "after"))
         print(f"| `{name}` | {cells['before']} | {cells['after']} | {old / new:.2f}x | {torch} |")
+    if "import vis_mae_hf" in results and REFERENCE in results:
+        ratios = [
+            f"{label} {_median(results['import vis_mae_hf'][label]) / _median(results[REFERENCE][label]):.2f}x"
+            for label in ("before", "after")
+        ]
+        print(f"\n`import vis_mae_hf` / `{REFERENCE}`: {', '.join(ratios)}")
+
+
+def _median(measurement: dict) -> float:
+    return statistics.median(measurement["seconds"])
 
 
 def main(argv: list[str] | None = None) -> dict:
