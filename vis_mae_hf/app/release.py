@@ -18,6 +18,7 @@ from ..hub.export import TRAINING_SUMMARY_NAME, export_repository
 from ..hub.push import push_repository
 from ..hub.validation import validate_repository
 from ..hub.variants import VARIANTS, HubVariant, get_variant
+from ..vocabulary import GENERIC
 from .pretraining.loop import PretrainingArguments, run_pretraining
 
 
@@ -37,7 +38,7 @@ class ReleasedVariant:
 def corpus_modality_counts(corpus: str | Path | None) -> dict[str, int]:
     """Images per modality of a pretraining corpus (None: the built-in demo corpus), read as pretraining reads it."""
 
-    return modality_counts(load_pretraining_images(corpus, "generic"))
+    return modality_counts(load_pretraining_images(corpus, GENERIC))
 
 
 def plan_release(

@@ -36,7 +36,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..vocabulary import IMAGING_MODALITIES, imaging_modality, selected_modalities
+from ..vocabulary import (
+    GENERIC,
+    IMAGING_MODALITIES,
+    imaging_modality,
+    selected_modalities,
+)
 from .features import png_bytes
 from .modality_preprocessing import (
     ModalityPreprocessing,
@@ -455,7 +460,7 @@ def read_corpus_summary(corpus_dir: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def load_corpus(corpus_dir: str | Path, modality: str = "generic", *, streaming: bool = False):
+def load_corpus(corpus_dir: str | Path, modality: str = GENERIC, *, streaming: bool = False):
     """The Generic corpus (every modality) or one modality's, from a folder written by `build_corpus`.
 
     Args:

@@ -33,7 +33,7 @@ from pydicom.data import get_testdata_file
 
 from ..medical import load_medical_volume
 from ..medical.orientation import AXIAL_AXIS, display_slice
-from ..vocabulary import SEGMENTATION
+from ..vocabulary import MR, SEGMENTATION
 from .conversion import Case, SourceConverter, convert_source, load_converted
 from .corpus import CORPUS_SUMMARY_FILE, InputFile, build_corpus, load_corpus
 from .features import encode_grey_image, encode_mask
@@ -155,7 +155,7 @@ def demo_corpus_files() -> list:
             f"The demo corpus needs pydicom's and pydicom-data's test files; not found: {', '.join(missing)}. "
             'Install them with: pip install "vis-mae-hf[demo]".'
         )
-    files.append(InputFile(str(_mni152_file("t1")), "MR"))
+    files.append(InputFile(str(_mni152_file("t1")), MR))
     files.extend(InputFile(str(path), None) for path in synthetic_pet_files(demo_cache_dir() / "synthetic_pet"))
     return files
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..vocabulary import (
     CLASSIFICATION,
+    GENERIC,
     MULTILABEL,
     SEGMENTATION,
     corpus_selection,
@@ -47,7 +48,7 @@ class PretrainingDataError(ValueError):
 # ---------------------------------------------------------------------------------------------------- unlabelled
 
 
-def load_pretraining_images(source: str | Path | None, modality: str = "generic"):
+def load_pretraining_images(source: str | Path | None, modality: str = GENERIC):
     """A `datasets.Dataset` with an `image` column (and `modality` where known), filtered to one modality.
 
     Raises:

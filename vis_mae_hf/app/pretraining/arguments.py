@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 
 from ...recipes import Recipe, get_recipe
-from ...vocabulary import CORPUS_SELECTIONS, PRETRAINING
+from ...vocabulary import CORPUS_SELECTIONS, GENERIC, PRETRAINING
 from ..recipe_defaults import recipe_option, with_recipe_defaults
 
 
@@ -30,7 +30,7 @@ class PretrainingArguments:
         "A corpus folder (`vis-mae data corpus`), a saved dataset, parquet files or an image folder. Default: the "
         "built-in demo corpus with the demo recipe.",
     )
-    modality: str = _option("generic", f"Train on one modality's images: {', '.join(CORPUS_SELECTIONS)}.")
+    modality: str = _option(GENERIC, f"Train on one modality's images: {', '.join(CORPUS_SELECTIONS)}.")
     image_size: int | None = _from_recipe("image_size", "Square input size (a multiple of 32).")
     config_overrides: str | None = _option(
         None, 'JSON of VisMaeConfig fields, e.g. \'{"embed_dim": 48}\'. Default: the published model.'

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...medical.orientation import AXIAL_AXIS, display_slice
-from ...vocabulary import SEGMENTATION
+from ...vocabulary import CT, MR, SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
 from ..volumes import load_image_and_mask, percentile_unit_range, select_slices
@@ -37,7 +37,7 @@ _PUBLISHED_SPLITS = {"Tr": "train", "Va": "validation"}
 
 
 def modality_of_amos_id(number: int) -> str:
-    return "MR" if number >= FIRST_MR_ID else "CT"
+    return MR if number >= FIRST_MR_ID else CT
 
 
 def _find_root(source_dir: Path) -> Path:
@@ -49,7 +49,7 @@ def _find_root(source_dir: Path) -> Path:
 
 @dataclass
 class AMOSConverter(SourceConverter):
-    modalities: tuple[str, ...] = ("MR",)
+    modalities: tuple[str, ...] = (MR,)
     slices: str = "foreground"
     window: str | tuple[float, float] = "btcv_transunet"
     mr_percentiles: tuple[float, float] = (0.5, 99.5)
@@ -63,7 +63,7 @@ class AMOSConverter(SourceConverter):
     def __post_init__(self):
         self.modalities = tuple(self.modalities)
         self.mr_percentiles = tuple(self.mr_percentiles)
-        if not self.modalities or not set(self.modalities) <= {"MR", "CT"}:
+        if not self.modalities or not set(self.modalities) <= {MR, CT}:
             raise ValueError(f"amos: modalities must be a non-empty subset of ('MR', 'CT'), got {self.modalities!r}.")
         if self.slices not in ("foreground", "all"):
             raise ValueError(f"amos: slices must be 'foreground' or 'all', got {self.slices!r}.")
@@ -116,7 +116,7 @@ class AMOSConverter(SourceConverter):
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
         image, mask = load_image_and_mask(source_dir / case.files["image"], source_dir / case.files["mask"])
         modality = case.info["modality"]
-        if modality == "MR":
+        if modality == MR:
             scaled = percentile_unit_range(image.values, *self.mr_percentiles)
         else:
             scaled = image.unit_range(self.window)
