@@ -1,6 +1,6 @@
 """Make the README's `vis-mae predict` picture: a real DICOM from pydicom-data through the command line.
 
-    python examples/run_finetune_segmentation.py --output_dir outputs/demo-segmentation   # a few minutes on a CPU
+    python examples/run_finetune_segmentation.py --output-dir outputs/demo-segmentation   # a few minutes on a CPU
     python docs/make_readme_figures.py                      # -> docs/predict_<dicom>_overlay.png
 
 The model is the demo one: VIS-MAE fine-tuned for minutes on axial slices of one averaged brain template (MNI152
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     if not (args.model / "config.json").exists():
         print(
-            f"No model in {args.model}: run `python examples/run_finetune_segmentation.py --output_dir {args.model}` "
+            f"No model in {args.model}: run `python examples/run_finetune_segmentation.py --output-dir {args.model}` "
             "first (the demo fine-tuning, a few minutes on a CPU).",
             file=sys.stderr,
         )

@@ -117,7 +117,7 @@ def test_validation_is_the_held_out_fold_and_label_fractions_are_nested(tmp_path
 
 def test_segmentation_set_without_class_names_is_refused_with_the_fix(tmp_path):
     directory = synthetic_set(tmp_path / "seg", "segmentation")
-    with pytest.raises(ValueError, match="--label_names"):
+    with pytest.raises(ValueError, match="--label-names"):
         prepare_finetuning_data(str(directory), "segmentation")
 
 

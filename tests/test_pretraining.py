@@ -240,7 +240,7 @@ def test_scale_lr_with_batch_uses_the_recipe_s_reference_batch():
     assert plan.global_batch_size == 128
     assert plan.learning_rate == pytest.approx(1e-3 * 128 / get_recipe("pretraining").reference_global_batch)
     assert plan.total_steps == 800 * 10 and plan.warmup_steps == 10 * 10  # the published 800 epochs, 10 of warmup
-    with pytest.raises(ValueError, match="--scale_lr_with_batch .* the demo recipe names none"):
+    with pytest.raises(ValueError, match="--scale-lr-with-batch .* the demo recipe names none"):
         PretrainingArguments(scale_lr_with_batch=True).resolved().check()
 
 
@@ -302,7 +302,7 @@ def test_push_to_hub_is_checked_before_training_and_pushes_the_finished_run(corp
 
     arguments = dict(output_dir=str(tmp_path / "run"), dataset=str(corpus), image_size=64, max_steps=1,
                      per_device_train_batch_size=4, warmup_steps=0, reconstruction_images=1, push_to_hub=True)
-    with pytest.raises(ValueError, match="--push_to_hub needs --hub_model_id NAMESPACE/NAME"):
+    with pytest.raises(ValueError, match="--push-to-hub needs --hub-model-id NAMESPACE/NAME"):
         run_pretraining(PretrainingArguments(**arguments, hub_model_id="no-namespace"))
     assert not (tmp_path / "run").exists()  # refused before any work
     hub = FakeHub(tmp_path / "hub").install(monkeypatch)
@@ -329,7 +329,7 @@ def test_defaults_are_the_published_recipe_with_a_dataset_and_a_short_demo_witho
     assert PretrainingArguments(learning_rate=5e-4).resolved().learning_rate == 5e-4
     assert PretrainingArguments(decay_norms_and_biases=False).resolved().decay_norms_and_biases is False
     assert PretrainingArguments(config_overrides='{"depths": [2, 2, 6, 2]}').config_fields()["depths"] == [2, 2, 6, 2]
-    with pytest.raises(ValueError, match="give it as --image_size"):
+    with pytest.raises(ValueError, match="give it as --image-size"):
         PretrainingArguments(config_overrides='{"image_size": 96}').config_fields()
 
 

@@ -2,7 +2,7 @@
 
     publish_run("runs/mr", "mr", "org/vis-mae-mr", "runs/mr/hub_repository")
 
-What `--push_to_hub` of pretraining runs. The library's steps (`vis_mae_hf.hub`: `export_repository`,
+What `--push-to-hub` of pretraining runs. The library's steps (`vis_mae_hf.hub`: `export_repository`,
 `validate_repository`, `push_repository`) stay separate there; a release of several variants, which validates every
 repository before pushing any, is `release.release_variants`. This module imports no training code, so pretraining
 can publish through it while a release pretrains.

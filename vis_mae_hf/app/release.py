@@ -4,7 +4,7 @@ VIS-MAE-Generic is pretrained on every image of the corpus, each other variant o
 A variant whose modality the corpus lacks cannot be produced honestly: asked for by name, it is an error before any
 training; left to the default ("every variant"), it is skipped and the reason reported. Nothing is pushed unless every
 exported repository validates, so a release never stops half published because of a bad repository. One run alone
-(pretraining's `--push_to_hub`) is published by `publishing.publish_run`.
+(pretraining's `--push-to-hub`) is published by `publishing.publish_run`.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class LabelEfficiencyArguments:
         fractions = [_parse(float, text, "label_fractions") for text in _items(self.label_fractions, "label_fractions")]
         bad = [fraction for fraction in fractions if not 0.0 < fraction <= 1.0]
         if bad:
-            raise ValueError(f"--label_fractions must lie in (0, 1] (0.05 means 5 %), got {bad}.")
+            raise ValueError(f"--label-fractions must lie in (0, 1] (0.05 means 5 %), got {bad}.")
         return fractions
 
     def parsed_seeds(self) -> list[int]:
@@ -175,7 +175,7 @@ def run_label_efficiency(
     template = template or FinetuningArguments()
     results_dir = grid.resolved_results_dir()
     csv_path = results_dir / RESULTS_FILE
-    plan = planned_runs(grid)  # parses the whole grid, so a typo fails even with --plot_only
+    plan = planned_runs(grid)  # parses the whole grid, so a typo fails even with --plot-only
     if not grid.plot_only:
         remaining = missing_runs(plan, csv_path, grid.task, template.dataset or "demo")
         if verbose:
@@ -221,7 +221,7 @@ def missing_runs(plan: list[PlannedRun], csv_path: Path, task: str, dataset_name
     if foreign:
         raise ValueError(
             f"{csv_path} holds runs of {sorted(foreign)}, not ({task!r}, {dataset_name!r}); use another "
-            "--results_dir for another experiment."
+            "--results-dir for another experiment."
         )
     done = {run_key(row["initialization"], row["fold"], row["label_fraction"], row["seed"]) for row in existing}
     return [planned for planned in plan if planned.key not in done]

@@ -106,7 +106,7 @@ def prepare_finetuning_data(
     names = list(label_names) if label_names else stored_names or class_names_of(pool, TARGET_COLUMNS[resolved_task])
     if not names:
         raise ValueError(
-            f"--dataset {dataset}: the class names are not stored with the set; pass them (--label_names "
+            f"--dataset {dataset}: the class names are not stored with the set; pass them (--label-names "
             "background,lesion for a binary mask)."
         )
     notes: list[str] = []

@@ -147,7 +147,7 @@ def _vismae_start(initialization: Initialization, model_class: type, fields: dic
         raise ValueError(
             f"--init {initialization}: the checkpoint's parameter shapes differ from the requested architecture "
             f"(requested {requested}): {'; '.join(differing[:5])}{' ...' if len(differing) > 5 else ''}. Shape fields "
-            f"({', '.join(SHAPE_FIELDS)}) must match the checkpoint; drop them from --config_overrides."
+            f"({', '.join(SHAPE_FIELDS)}) must match the checkpoint; drop them from --config-overrides."
         )
     return model, LoadReport.from_loading_info(str(initialization), model, info)
 

@@ -128,7 +128,7 @@ class FinetuningArguments:
         overrides = json.loads(self.config_overrides) if self.config_overrides else {}
         if not isinstance(overrides, dict):
             raise ValueError(
-                f"--config_overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
+                f"--config-overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
             )
         return overrides
 
@@ -177,7 +177,7 @@ def training_arguments(args: FinetuningArguments, task: str, output_dir: str | P
         adam_beta1=args.adam_beta1,
         adam_beta2=args.adam_beta2,
         lr_scheduler_type=args.recipe(task).lr_scheduler_type,
-        # < 1: a fraction of the total steps, so the warmup keeps its share of a --max_steps run
+        # < 1: a fraction of the total steps, so the warmup keeps its share of a --max-steps run
         warmup_steps=args.warmup_epochs / args.num_train_epochs if args.num_train_epochs else 0.0,
         eval_strategy="steps" if by_steps else "epoch",
         save_strategy="steps" if by_steps else "epoch",

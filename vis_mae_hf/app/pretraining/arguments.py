@@ -86,15 +86,15 @@ class PretrainingArguments:
         return with_recipe_defaults(self, self.recipe)
 
     def config_fields(self) -> dict:
-        """`VisMaeConfig` fields of a new model: the recipe's depths, then --config_overrides, at --image_size."""
+        """`VisMaeConfig` fields of a new model: the recipe's depths, then --config-overrides, at --image-size."""
         overrides = json.loads(self.config_overrides) if self.config_overrides else {}
         if not isinstance(overrides, dict):
             raise ValueError(
-                f"--config_overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
+                f"--config-overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
             )
         if "image_size" in overrides:
             raise ValueError(
-                "--config_overrides sets image_size; give it as --image_size, which the processor uses too."
+                "--config-overrides sets image_size; give it as --image-size, which the processor uses too."
             )
         image_size = self.image_size or self.recipe.image_size
         return {"depths": list(self.recipe.depths), **overrides, "image_size": image_size}
@@ -103,12 +103,12 @@ class PretrainingArguments:
         """Fail before training, not after hours of it, on arguments the run could not honour."""
         if self.push_to_hub and (not self.hub_model_id or "/" not in self.hub_model_id):
             raise ValueError(
-                "--push_to_hub needs --hub_model_id NAMESPACE/NAME (a user or organisation and a name), got "
+                "--push-to-hub needs --hub-model-id NAMESPACE/NAME (a user or organisation and a name), got "
                 f"{self.hub_model_id!r}."
             )
         if self.scale_lr_with_batch and self.recipe.reference_global_batch is None:
             raise ValueError(
-                "--scale_lr_with_batch scales the learning rate from the global batch the recipe set it for; the demo "
+                "--scale-lr-with-batch scales the learning rate from the global batch the recipe set it for; the demo "
                 "recipe names none. Give --dataset (the published recipe) or leave the flag off."
             )
 

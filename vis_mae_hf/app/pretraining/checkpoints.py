@@ -65,13 +65,13 @@ def resolve_resume_checkpoint(output_dir: str | Path, resume_from_checkpoint: st
         checkpoints = completed_checkpoints(output_dir)
         if not checkpoints:
             raise FileNotFoundError(
-                f"--resume_from_checkpoint latest: no complete checkpoint under {checkpoints_root(output_dir)}."
+                f"--resume-from-checkpoint latest: no complete checkpoint under {checkpoints_root(output_dir)}."
             )
         return checkpoints[-1]
     path = Path(resume_from_checkpoint)
     if not (path / PROGRESS_FILE).is_file():
         raise FileNotFoundError(
-            f"--resume_from_checkpoint {path}: not a complete checkpoint folder (no {PROGRESS_FILE} inside)."
+            f"--resume-from-checkpoint {path}: not a complete checkpoint folder (no {PROGRESS_FILE} inside)."
         )
     return path
 

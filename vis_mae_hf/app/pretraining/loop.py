@@ -67,7 +67,7 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
 
     Args:
         args: the run; fields left unset come from the recipe (`PretrainingArguments.resolved`).
-        config: the model of a new run (default: `args.config_fields()`); ignored with `--model_name_or_path`.
+        config: the model of a new run (default: `args.config_fields()`); ignored with `--model-name-or-path`.
     """
     args = args.resolved()
     args.check()
@@ -166,7 +166,7 @@ def stop_on_non_finite_loss(run: PretrainingRun, loss: float) -> None:
     checkpoint = save_checkpoint(run.accelerator, run.args.output_dir, progress, keep_last=None)
     raise NonFiniteLossError(
         f"The loss became {loss} at step {progress.global_step + 1} (epoch {progress.epoch}); training stopped before "
-        f"applying it. The state before this step is in {checkpoint}. Lower --learning_rate, use --max_grad_norm or "
+        f"applying it. The state before this step is in {checkpoint}. Lower --learning-rate, use --max-grad-norm or "
         "bf16 instead of fp16, or check the data."
     )
 

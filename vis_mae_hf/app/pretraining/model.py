@@ -10,8 +10,8 @@ from .arguments import PretrainingArguments
 
 
 def build_model(args: PretrainingArguments, config: VisMaeConfig | None = None) -> VisMaeForPreTraining:
-    """`--model_name_or_path` weights, else a new model of `config` (default: `args.config_fields()`), with the
-    activation checkpointing `--activation_checkpointing` asks for."""
+    """`--model-name-or-path` weights, else a new model of `config` (default: `args.config_fields()`), with the
+    activation checkpointing `--activation-checkpointing` asks for."""
     if args.model_name_or_path:
         model = VisMaeForPreTraining.from_pretrained(args.model_name_or_path, dtype=torch.float32)
     else:

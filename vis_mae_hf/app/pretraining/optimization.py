@@ -25,7 +25,7 @@ class TrainingPlan:
     steps_per_epoch: int
     total_steps: int
     warmup_steps: int
-    learning_rate: float  # the peak, after --scale_lr_with_batch
+    learning_rate: float  # the peak, after --scale-lr-with-batch
 
 
 def plan_training(args: PretrainingArguments, steps_per_epoch: int, num_processes: int) -> TrainingPlan:

@@ -1,6 +1,6 @@
 """What a pretraining run reports while it trains: the progress bar, `train_log.jsonl` and Accelerate's trackers.
 
-One record every `--logging_steps` optimiser steps (and at the last), its loss the mean over the steps since the
+One record every `--logging-steps` optimiser steps (and at the last), its loss the mean over the steps since the
 previous record: single small batches are noisy.
 """
 
