@@ -37,6 +37,7 @@ from vis_mae_hf.hub import (
     RepositoryValidationError,
     export_repository,
     push_repository,
+    validate_repository,
 )
 from vis_mae_hf.hub.remote_loading import (
     auto_class_outputs,
@@ -292,12 +293,18 @@ def test_published_repository_loads_with_remote_code_without_the_package(publish
     assert remote_code_loading_problems(REPO_ID) == []
 
 
-def test_remote_code_check_catches_code_that_computes_something_else(tmp_path):
+def test_remote_code_check_runs_only_the_package_s_own_code(tmp_path):
+    """`trust_remote_code=True` executes a repository's Python files: code that is not this package's own, byte for
+    byte, is refused before anything runs (here a tampered mean, and a line that would leave a sentinel file)."""
     export = export_repository(make_run(tmp_path / "run"), "mr", tmp_path / "export", repo_id=REPO_ID)
     code = (export / "image_processing_vis_mae.py").read_text()
     assert "PRETRAINING_MEAN = 0.223\n" in code
-    tampered = code.replace("PRETRAINING_MEAN = 0.223\n", "PRETRAINING_MEAN = 0.3\n")
+    sentinel = tmp_path / "CODE_WAS_EXECUTED"
+    tampered = code.replace("PRETRAINING_MEAN = 0.223\n", f"PRETRAINING_MEAN = 0.3\nopen({str(sentinel)!r}, 'w')\n")
     (export / "image_processing_vis_mae.py").write_text(tampered)
     problems = remote_code_loading_problems(export)
-    assert any(p.startswith("pixel_values: remote code and the package differ") for p in problems), problems
-    assert any(p.startswith("AutoModel: remote code and the package differ") for p in problems), problems
+    assert len(problems) == 1 and "image_processing_vis_mae.py" in problems[0], problems
+    assert "are not vis-mae-hf" in problems[0] and "they were not run" in problems[0]
+    assert not sentinel.exists()
+    assert any("are not vis-mae-hf" in p for p in validate_repository(export, REPO_ID, check_remote_code=True))
+    assert not sentinel.exists()

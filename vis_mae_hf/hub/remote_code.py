@@ -71,6 +71,20 @@ def write_remote_code(directory: str | Path) -> list[str]:
     return written
 
 
+def foreign_code_files(directory: str | Path) -> list[str]:
+    """The code files of `directory` that are not byte for byte this package's (missing ones included).
+
+    `trust_remote_code=True` executes them: the package runs only code it wrote itself.
+    """
+    directory = Path(directory)
+    return [
+        Path(module.__file__).name
+        for module in CODE_MODULES
+        if not (directory / Path(module.__file__).name).is_file()
+        or (directory / Path(module.__file__).name).read_bytes() != Path(module.__file__).read_bytes()
+    ]
+
+
 def remote_code_problems(directory: str | Path) -> list[str]:
     """Why the code files in `directory` would not load as remote code (an empty list when they would).
 

@@ -8,12 +8,15 @@ module imports nothing from vis_mae_hf at module level, so it also runs as a scr
 (`trust_remote_code=True`).
 
 `remote_code_loading_problems(target)` runs that script in a subprocess and compares its outputs with the installed
-package's: the same weights must give the same numbers through both code paths.
+package's: the same weights must give the same numbers through both code paths. Loading with `trust_remote_code=True`
+executes the repository's Python files, so it first checks that they are this package's own, byte for byte, and runs
+nothing otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from huggingface_hub import snapshot_download
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -91,6 +95,22 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
     return outputs, classes
 
 
+def foreign_code_refusal(target: str) -> str | None:
+    """Why the code files of `target` (folder or Hub id) must not be run, or None when they are this package's own."""
+    # Here, not at the top: this module also runs as a script where vis_mae_hf cannot be imported.
+    from vis_mae_hf.hub.remote_code import foreign_code_files
+
+    code_dir = target if Path(target).is_dir() else snapshot_download(target, allow_patterns=["*.py"])
+    foreign = foreign_code_files(code_dir)
+    if not foreign:
+        return None
+    version = importlib.metadata.version("vis-mae-hf")
+    return (
+        f"the code files {', '.join(foreign)} of {target} are not vis-mae-hf {version}'s own; loading them with "
+        "trust_remote_code=True would run them, so they were not run (export the repository again with this version)"
+    )
+
+
 def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, atol: float = 1e-5) -> list[str]:
     """Why `target` does not load (or loads differently) through remote code; an empty list when all is well.
 
@@ -101,9 +121,11 @@ def remote_code_loading_problems(target: str | Path, *, timeout: float = 300.0, 
     """
 
     importlib.import_module("vis_mae_hf")  # registers the package's classes: the reference side of the comparison
-
     # A folder is passed on as an absolute path: the child runs in its own scratch directory.
     target = str(Path(target).resolve()) if Path(target).is_dir() else str(target)
+    refusal = foreign_code_refusal(target)
+    if refusal:
+        return [refusal]
     problems = []
     with tempfile.TemporaryDirectory(prefix="vis-mae-remote-code-") as scratch:
         scratch = Path(scratch)
