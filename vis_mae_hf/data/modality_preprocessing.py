@@ -27,13 +27,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image as PILImage
 
 from ..medical import (
+    MedicalImage,
     MedicalImageError,
+    MedicalVolume,
     UnknownFileFormatError,
     UnreadableMedicalImageError,
     load_medical_image,
@@ -47,9 +48,6 @@ from ..medical.windows import HEADER_WINDOW
 from ..vocabulary import CT, IMAGING_MODALITIES, MR, PET, US, XRAY
 from .features import quantize_unit_interval
 from .volumes import percentile_unit_range
-
-if TYPE_CHECKING:
-    from ..medical import MedicalImage, MedicalVolume
 
 # Folder-name words that name a modality. "PT" and "MRI"-like abbreviations of patient ids are deliberately not
 # here: "pt_017" is a patient, not PET.

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..image_processing_vis_mae import apply_window
-from ..medical import load_medical_volume
-
-if TYPE_CHECKING:  # importing `medical` imports torch, which only the loading functions below need
-    from ..medical import MedicalVolume
+from ..medical import MedicalVolume, load_medical_volume
 
 
 def through_plane_axis(spacing: Sequence[float]) -> int:

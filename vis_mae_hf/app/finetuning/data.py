@@ -53,10 +53,6 @@ class FinetuningData:
         return dict(enumerate(self.label_names))
 
     @property
-    def label2id(self) -> dict[str, int]:
-        return {name: index for index, name in enumerate(self.label_names)}
-
-    @property
     def problem_type(self) -> str | None:
         """The model config's `problem_type` (None for segmentation)."""
         return {

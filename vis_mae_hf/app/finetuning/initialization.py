@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -24,18 +23,13 @@ from ...configuration_vis_mae import VisMaeConfig
 from ...modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForSemanticSegmentation,
+    VisMaePreTrainedModel,
 )
 from ...recipes import get_recipe
 from ...vocabulary import SEGMENTATION
 from ...weights.load_report import LoadReport
 from ...weights.swin import vis_mae_from_swin
 
-# torch and the model classes are imported where a model is built: the command line and the sweep runner read
-# `Initialization` (to check an --init string) and must start without torch.
-if TYPE_CHECKING:
-    from ...modeling_vis_mae import VisMaePreTrainedModel
-
-INITIALIZATION_KINDS = ("vismae", "random", "swin")
 # Config fields that set parameter shapes: a VIS-MAE checkpoint fixes them.
 SHAPE_FIELDS = ("embed_dim", "num_heads", "window_size", "patch_size", "num_channels")
 
