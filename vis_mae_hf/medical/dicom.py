@@ -25,6 +25,12 @@ from pydicom.pixels import (
 from pydicom.uid import UID
 
 from ..vocabulary import DICOM_MODALITY_GROUPS
+from .dicom_header import (
+    PIXEL_DATA_KEYWORDS,
+    check_pixel_data,
+    checked_pixel_spacing,
+    checked_rescale,
+)
 from .errors import (
     MedicalImageError,
     MissingDicomDecoderError,
@@ -36,7 +42,6 @@ from .files import NIFTI_SUFFIXES, RASTER_SUFFIXES
 from .windows import HeaderWindow
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
-PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 _SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 # Which packages decode which compressed transfer syntaxes (pydicom decodes native and RLE data itself).
@@ -143,6 +148,7 @@ def decode_frame(dataset: Dataset, path: Path, frame_index: int) -> tuple[np.nda
             f"{path} is compressed as {transfer_syntax.name} and no installed package decodes it. Install "
             f"{packages}, e.g. pip install 'vis-mae-hf[codecs]'. (pydicom plugins missing: {missing})"
         )
+    check_pixel_data(dataset, path, frame_count(dataset, path), transfer_syntax.is_encapsulated)
     try:
         # raw=True: colour conversion is done by `colour_pixels`, from the photometric interpretation reported here.
         pixels, properties = decoder.as_array(dataset, index=frame_index, raw=True)
@@ -171,17 +177,22 @@ def _functional_group_item(dataset: Dataset, frame_index: int, sequence_keyword:
     return None
 
 
-def modality_values(pixels: np.ndarray, dataset: Dataset, frame_index: int) -> np.ndarray:
-    """Stored values -> modality values (HU for CT), float32.
+def modality_values(pixels: np.ndarray, dataset: Dataset, frame_index: int, path: Path) -> np.ndarray:
+    """Stored values -> modality values (HU for CT), float32; a RescaleSlope of 0 or a rescale that is not finite is
+    refused (`InvalidRescaleError`) rather than turned into a constant or NaN image.
 
     Enhanced (multi-frame) objects keep RescaleSlope/Intercept only in the functional groups, which pydicom's
     apply_modality_lut does not read: look there first.
     """
     transform = _functional_group_item(dataset, frame_index, "PixelValueTransformationSequence")
     if transform is not None and "RescaleSlope" in transform and "RescaleIntercept" in transform:
-        values = pixels.astype(np.float64) * float(transform.RescaleSlope) + float(transform.RescaleIntercept)
-    elif dataset.get("ModalityLUTSequence") or ("RescaleSlope" in dataset and "RescaleIntercept" in dataset):
+        slope, intercept = checked_rescale(transform, path, f" (functional groups of frame {frame_index})")
+        values = pixels.astype(np.float64) * slope + intercept
+    elif dataset.get("ModalityLUTSequence"):
         values = apply_modality_lut(pixels, dataset)
+    elif "RescaleSlope" in dataset and "RescaleIntercept" in dataset:
+        slope, intercept = checked_rescale(dataset, path)
+        values = pixels.astype(np.float64) * slope + intercept
     else:
         values = pixels
     return np.asarray(values, dtype=np.float32)
@@ -222,17 +233,15 @@ def voi_luts(dataset: Dataset) -> tuple[VoiLut, ...]:
     return tuple(luts)
 
 
-def pixel_spacing(dataset: Dataset, frame_index: int) -> tuple[float, float] | None:
-    """(row, column) spacing in mm in the patient (PixelSpacing, Enhanced objects: per-frame PixelMeasures), or None.
+def pixel_spacing(dataset: Dataset, frame_index: int, path: Path) -> tuple[float, float] | None:
+    """(row, column) spacing in mm in the patient (PixelSpacing, Enhanced objects: per-frame PixelMeasures), or None
+    when the file does not say (no PixelSpacing, or 0\\0, which some exporters write for "unknown"); any other zero,
+    negative or non-finite spacing is refused (`InvalidGeometryError`).
 
     ImagerPixelSpacing (at the detector of a radiograph, magnified by the beam geometry) is not a patient spacing.
     """
     source = _functional_group_item(dataset, frame_index, "PixelMeasuresSequence") or dataset
-    spacing = source.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2:
-        return None
-    rows, columns = float(spacing[0]), float(spacing[1])
-    return (rows, columns) if rows > 0 and columns > 0 else None  # some exporters write 0\0 for "unknown"
+    return checked_pixel_spacing(source, path, zero_is_unknown=True)
 
 
 def colour_pixels(pixels: np.ndarray, dataset: Dataset, path: Path, photometric: str) -> np.ndarray:
