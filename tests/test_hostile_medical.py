@@ -24,7 +24,7 @@ from conftest import save_tiny_model
 from hostile import error_lines, vis_mae
 from PIL import Image
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
+from pydicom.uid import DeflatedExplicitVRLittleEndian, generate_uid
 
 from vis_mae_hf import VisMaeForSemanticSegmentation
 from vis_mae_hf.inference.inputs import output_stem
@@ -194,7 +194,7 @@ def test_truncated_pixel_data_is_refused(tmp_path):
     path = tmp_path / "cut.dcm"
     path.write_bytes(pydicom_file("CT_small.dcm").read_bytes())
     dataset = pydicom.dcmread(path)
-    dataset.PixelData = dataset.PixelData[:-128]  # a whole number of rows gone: pydicom alone would not notice
+    dataset.PixelData = dataset.PixelData[:-128]  # half the last row gone, the header unchanged
     dataset.save_as(path)
     with pytest.raises(
         PixelDataMismatchError,
@@ -481,6 +481,35 @@ def test_the_limit_applies_to_every_format(tmp_path, monkeypatch):
     monkeypatch.setenv(MAX_VOXELS_VARIABLE, str(128 * 128 * SERIES_SLICES))  # raised: the same files load
     assert load_medical_volume(tmp_path / "series").values.shape == (128, 128, SERIES_SLICES)
     assert load_medical_image(png).pixels.shape == (30, 40)
+
+
+def deflated_dicom(path: Path, extra_zeros: int = 0) -> Path:
+    """CT_small.dcm in the Deflated Explicit VR Little Endian transfer syntax, with `extra_zeros` zero bytes in a
+    private element (zeros deflate about a thousandfold: a zip bomb in a DICOM file)."""
+    dataset = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    dataset.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    if extra_zeros:
+        dataset.add_new(0x00091010, "OB", b"\0" * extra_zeros)
+    dataset.save_as(path)
+    return path
+
+
+def test_deflated_dicom_that_inflates_past_the_limit_is_refused_before_inflating_it(tmp_path, monkeypatch):
+    genuine = deflated_dicom(tmp_path / "deflated.dcm")
+    np.testing.assert_array_equal(
+        load_medical_image(genuine).values, load_medical_image(pydicom_file("CT_small.dcm")).values
+    )
+    bomb = deflated_dicom(tmp_path / "bomb.dcm", extra_zeros=64_000_000)
+    assert bomb.stat().st_size < 200_000
+    monkeypatch.setenv(MAX_VOXELS_VARIABLE, str(4_000_000))  # 16 MB of inflated data at most
+    raised, peak = peak_allocation(lambda: load_medical_image(bomb))
+    assert isinstance(raised, ImageTooLargeError), raised
+    assert "bomb.dcm is deflated and inflates to more than 16,000,000 bytes" in str(raised)
+    assert peak < 20_000_000
+    write_ct_series(tmp_path / "series")
+    deflated_dicom(tmp_path / "series" / "IM0009", extra_zeros=64_000_000)
+    with pytest.raises(ImageTooLargeError, match=r"IM0009 is deflated and inflates to more than"):
+        load_medical_volume(tmp_path / "series")
 
 
 def test_png_decompression_bomb_is_this_files_error(tmp_path):

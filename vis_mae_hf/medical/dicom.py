@@ -8,6 +8,7 @@ applies them.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.pixels import (
     apply_color_lut,
@@ -22,7 +24,7 @@ from pydicom.pixels import (
     convert_color_space,
     get_decoder,
 )
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from ..vocabulary import DICOM_MODALITY_GROUPS
 from .dicom_header import (
@@ -32,6 +34,7 @@ from .dicom_header import (
     checked_rescale,
 )
 from .errors import (
+    ImageTooLargeError,
     MedicalImageError,
     MissingDicomDecoderError,
     NoImagePixelDataError,
@@ -39,9 +42,11 @@ from .errors import (
     UnreadableMedicalImageError,
 )
 from .files import NIFTI_SUFFIXES, RASTER_SUFFIXES
+from .limits import MAX_VOXELS_VARIABLE, max_voxels
 from .windows import HeaderWindow
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
+_INFLATE_CHUNK = 1 << 20  # bytes inflated (and dropped) at a time by `check_inflated_size`
 _SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 # Which packages decode which compressed transfer syntaxes (pydicom decodes native and RLE data itself).
@@ -84,6 +89,7 @@ class VoiLut:
 
 
 def read_dicom(path: Path, with_pixels: bool = True) -> Dataset:
+    check_inflated_size(path)
     try:
         return pydicom.dcmread(path, stop_before_pixels=not with_pixels)
     except InvalidDicomError as error:
@@ -93,6 +99,38 @@ def read_dicom(path: Path, with_pixels: bool = True) -> Dataset:
         ) from error
     except Exception as error:  # pydicom raises many types on truncated or corrupt files
         raise UnreadableMedicalImageError(f"{path} is a truncated or corrupt DICOM file: {error}") from error
+
+
+def check_inflated_size(path: Path) -> None:
+    """pydicom inflates a Deflated Explicit VR Little Endian file whole, before it reads a single tag, so a few MB of
+    deflated zeros could take all memory. Inflate such a file once into nothing first, only counting, and refuse one
+    that inflates to more than 4 bytes per voxel of `limits.max_voxels()` (the float32 budget the limit stands for).
+    Files that are not DICOM, or not deflated, are left to `pydicom.dcmread` to read or report."""
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:  # not DICOM, or no readable meta information: dcmread says which
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    # The dataset starts after the preamble, 'DICM' and the meta group, whose first element (12 bytes) gives its length.
+    start = 128 + 4 + 12 + int(meta.get("FileMetaInformationGroupLength", 0))
+    limit, inflated = 4 * max_voxels(), 0
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as file:
+            file.seek(start)
+            while inflated <= limit and (deflated := file.read(_INFLATE_CHUNK)):
+                while deflated and inflated <= limit:
+                    inflated += len(inflater.decompress(deflated, _INFLATE_CHUNK))
+                    deflated = inflater.unconsumed_tail
+    except zlib.error as error:
+        raise UnreadableMedicalImageError(f"{path} has deflated data that cannot be inflated: {error}") from error
+    if inflated > limit:
+        raise ImageTooLargeError(
+            f"{path} is deflated and inflates to more than {limit:,} bytes (4 bytes for each of the {limit // 4:,} "
+            f"voxels of the limit): refused before reading it. If the image is genuine, raise the environment "
+            f"variable {MAX_VOXELS_VARIABLE}."
+        )
 
 
 def modality_group(dataset: Dataset) -> str | None:

@@ -31,6 +31,7 @@ from pydicom.uid import UID
 
 from .dicom import (
     MONOCHROME,
+    check_inflated_size,
     decode_frame,
     frame_count,
     has_pixel_data,
@@ -102,6 +103,7 @@ def _series_slices(folder: Path) -> list[tuple[Path, Dataset]]:
     """Every slice file of the folder (not recursive) with its header; pixel data are read when first used."""
     slices = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        check_inflated_size(path)
         try:
             dataset = pydicom.dcmread(path, defer_size=_DEFER_BYTES)
         except InvalidDicomError as error:
@@ -119,9 +121,9 @@ def _series_slices(folder: Path) -> list[tuple[Path, Dataset]]:
         if has_pixel_data(dataset):
             slices.append((path, dataset))
         elif _should_hold_an_image(dataset):
-            sop_class = UID(str(dataset.get("SOPClassUID") or dataset.file_meta.get("MediaStorageSOPClassUID", "")))
+            what = _sop_class(dataset) or "no SOP class"
             raise UnreadableMedicalImageError(
-                f"{path} in the series folder {folder} is a DICOM image ({sop_class.name or 'no SOP class'}) without "
+                f"{path} in the series folder {folder} is a DICOM image ({what}) without "
                 "pixel data: the file is truncated before its pixels, and the volume would lack this slice. Replace "
                 "it with the complete file."
             )
@@ -130,14 +132,19 @@ def _series_slices(folder: Path) -> list[tuple[Path, Dataset]]:
     return slices
 
 
+def _sop_class(dataset: Dataset) -> str:
+    """The object's SOP class by name ("CT Image Storage"), from the dataset or its file meta; "" when neither says."""
+    file_meta = getattr(dataset, "file_meta", None) or Dataset()
+    uid = str(dataset.get("SOPClassUID") or file_meta.get("MediaStorageSOPClassUID") or "")
+    return UID(uid).name if uid else ""
+
+
 def _should_hold_an_image(dataset: Dataset) -> bool:
     """A DICOM object without pixel data that should have them: an image storage class, image attributes, or no SOP
     class at all (a file cut off in its meta header). DICOMDIR, reports and presentation states have none of these."""
-    sop_class = str(dataset.get("SOPClassUID") or dataset.file_meta.get("MediaStorageSOPClassUID", "") or "")
-    if not sop_class:
-        return True
-    is_image_class = "Image Storage" in UID(sop_class).name
-    return is_image_class or any(keyword in dataset for keyword in ("Rows", "Columns", "ImagePositionPatient"))
+    sop_class = _sop_class(dataset)
+    image_attributes = ("Rows", "Columns", "ImagePositionPatient")
+    return not sop_class or "Image Storage" in sop_class or any(keyword in dataset for keyword in image_attributes)
 
 
 def _single_value(slices, describe, what: str, folder: Path):

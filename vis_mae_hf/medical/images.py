@@ -257,7 +257,12 @@ def _nifti_image(path: Path, slice_index: int | None, window: Window | None, win
 def _raster_image(path: Path, frame: int | None, window: Window | None, window_index: int) -> MedicalImage:
     pixels, frame_index, num_frames = read_raster(path, frame)
     facts = dict(
-        path=path, kind=RASTER, modality=None, pixel_spacing=None, header_windows=(), frame=frame_index,
+        path=path,
+        kind=RASTER,
+        modality=None,
+        pixel_spacing=None,
+        header_windows=(),
+        frame=frame_index,
         num_frames=num_frames,
     )
     if pixels.dtype == np.uint8:  # a display image: someone already chose its window
