@@ -342,7 +342,7 @@ def test_series_file_cut_inside_its_meta_header_fails(tmp_path):
 def test_series_keeps_skipping_files_that_say_they_are_something_else(tmp_path):
     write_ct_series(tmp_path / "series")
     (tmp_path / "series" / "notes.txt").write_text("acquired after contrast")
-    (tmp_path / ".DS_Store").write_bytes(b"\0" * 64)
+    (tmp_path / "series" / ".DS_Store").write_bytes(b"\0" * 64)
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "series" / "thumbnail.png")
     report = pydicom.dcmread(pydicom_file("test-SR.dcm"))  # a structured report: DICOM without pixel data
     report.save_as(tmp_path / "series" / "report.dcm")
