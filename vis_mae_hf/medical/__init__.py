@@ -12,14 +12,24 @@
 Window specifications (`preset | (width, level) | "header"`) are parsed in `windows.py`; display orientation of
 volume slices and its inverse are in `orientation.py`. The format readers are `dicom.py`, `dicom_series.py`,
 `nifti.py` and `raster.py`; errors (all ValueErrors) are in `errors.py`.
+
+Input that disagrees with itself is refused, never read into a plausible wrong image: DICOM pixel data must agree
+with their header and a RescaleSlope must be finite and non-zero (`dicom_header.py`), a series must be whole (every
+slice file readable, no gaps), spacings and affines must place voxels. Every reader checks the size a header
+declares against one limit, `limits.max_voxels()` (default 512 x 512 x 2048 voxels; the environment variable
+VIS_MAE_MAX_VOXELS raises it), before allocating anything.
 """
 
 from .errors import (
+    ImageTooLargeError,
+    InvalidGeometryError,
+    InvalidRescaleError,
     MedicalImageError,
     MedicalImageNotFoundError,
     MissingDicomDecoderError,
     MixedSeriesError,
     NoImagePixelDataError,
+    PixelDataMismatchError,
     UnknownFileFormatError,
     UnreadableMedicalImageError,
 )
@@ -30,6 +40,9 @@ from .windows import HeaderWindow
 
 __all__ = [
     "HeaderWindow",
+    "ImageTooLargeError",
+    "InvalidGeometryError",
+    "InvalidRescaleError",
     "MedicalImage",
     "MedicalImageError",
     "MedicalImageNotFoundError",
@@ -37,6 +50,7 @@ __all__ = [
     "MissingDicomDecoderError",
     "MixedSeriesError",
     "NoImagePixelDataError",
+    "PixelDataMismatchError",
     "UnknownFileFormatError",
     "UnreadableMedicalImageError",
     "load_medical_image",

@@ -8,6 +8,7 @@ applies them.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_file_meta_info
 from pydicom.multival import MultiValue
 from pydicom.pixels import (
     apply_color_lut,
@@ -22,10 +24,17 @@ from pydicom.pixels import (
     convert_color_space,
     get_decoder,
 )
-from pydicom.uid import UID
+from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from ..vocabulary import DICOM_MODALITY_GROUPS
+from .dicom_header import (
+    PIXEL_DATA_KEYWORDS,
+    check_pixel_data,
+    checked_pixel_spacing,
+    checked_rescale,
+)
 from .errors import (
+    ImageTooLargeError,
     MedicalImageError,
     MissingDicomDecoderError,
     NoImagePixelDataError,
@@ -33,10 +42,11 @@ from .errors import (
     UnreadableMedicalImageError,
 )
 from .files import NIFTI_SUFFIXES, RASTER_SUFFIXES
+from .limits import MAX_VOXELS_VARIABLE, max_voxels
 from .windows import HeaderWindow
 
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
-PIXEL_DATA_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_INFLATE_CHUNK = 1 << 20  # bytes inflated (and dropped) at a time by `check_inflated_size`
 _SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
 # Which packages decode which compressed transfer syntaxes (pydicom decodes native and RLE data itself).
@@ -79,6 +89,7 @@ class VoiLut:
 
 
 def read_dicom(path: Path, with_pixels: bool = True) -> Dataset:
+    check_inflated_size(path)
     try:
         return pydicom.dcmread(path, stop_before_pixels=not with_pixels)
     except InvalidDicomError as error:
@@ -88,6 +99,38 @@ def read_dicom(path: Path, with_pixels: bool = True) -> Dataset:
         ) from error
     except Exception as error:  # pydicom raises many types on truncated or corrupt files
         raise UnreadableMedicalImageError(f"{path} is a truncated or corrupt DICOM file: {error}") from error
+
+
+def check_inflated_size(path: Path) -> None:
+    """pydicom inflates a Deflated Explicit VR Little Endian file whole, before it reads a single tag, so a few MB of
+    deflated zeros could take all memory. Inflate such a file once into nothing first, only counting, and refuse one
+    that inflates to more than 4 bytes per voxel of `limits.max_voxels()` (the float32 budget the limit stands for).
+    Files that are not DICOM, or not deflated, are left to `pydicom.dcmread` to read or report."""
+    try:
+        meta = read_file_meta_info(path)
+    except Exception:  # not DICOM, or no readable meta information: dcmread says which
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    # The dataset starts after the preamble, 'DICM' and the meta group, whose first element (12 bytes) gives its length.
+    start = 128 + 4 + 12 + int(meta.get("FileMetaInformationGroupLength", 0))
+    limit, inflated = 4 * max_voxels(), 0
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        with open(path, "rb") as file:
+            file.seek(start)
+            while inflated <= limit and (deflated := file.read(_INFLATE_CHUNK)):
+                while deflated and inflated <= limit:
+                    inflated += len(inflater.decompress(deflated, _INFLATE_CHUNK))
+                    deflated = inflater.unconsumed_tail
+    except zlib.error as error:
+        raise UnreadableMedicalImageError(f"{path} has deflated data that cannot be inflated: {error}") from error
+    if inflated > limit:
+        raise ImageTooLargeError(
+            f"{path} is deflated and inflates to more than {limit:,} bytes (4 bytes for each of the {limit // 4:,} "
+            f"voxels of the limit): refused before reading it. If the image is genuine, raise the environment "
+            f"variable {MAX_VOXELS_VARIABLE}."
+        )
 
 
 def modality_group(dataset: Dataset) -> str | None:
@@ -143,6 +186,7 @@ def decode_frame(dataset: Dataset, path: Path, frame_index: int) -> tuple[np.nda
             f"{path} is compressed as {transfer_syntax.name} and no installed package decodes it. Install "
             f"{packages}, e.g. pip install 'vis-mae-hf[codecs]'. (pydicom plugins missing: {missing})"
         )
+    check_pixel_data(dataset, path, frame_count(dataset, path), transfer_syntax.is_encapsulated)
     try:
         # raw=True: colour conversion is done by `colour_pixels`, from the photometric interpretation reported here.
         pixels, properties = decoder.as_array(dataset, index=frame_index, raw=True)
@@ -171,17 +215,22 @@ def _functional_group_item(dataset: Dataset, frame_index: int, sequence_keyword:
     return None
 
 
-def modality_values(pixels: np.ndarray, dataset: Dataset, frame_index: int) -> np.ndarray:
-    """Stored values -> modality values (HU for CT), float32.
+def modality_values(pixels: np.ndarray, dataset: Dataset, frame_index: int, path: Path) -> np.ndarray:
+    """Stored values -> modality values (HU for CT), float32; a RescaleSlope of 0 or a rescale that is not finite is
+    refused (`InvalidRescaleError`) rather than turned into a constant or NaN image.
 
     Enhanced (multi-frame) objects keep RescaleSlope/Intercept only in the functional groups, which pydicom's
     apply_modality_lut does not read: look there first.
     """
     transform = _functional_group_item(dataset, frame_index, "PixelValueTransformationSequence")
     if transform is not None and "RescaleSlope" in transform and "RescaleIntercept" in transform:
-        values = pixels.astype(np.float64) * float(transform.RescaleSlope) + float(transform.RescaleIntercept)
-    elif dataset.get("ModalityLUTSequence") or ("RescaleSlope" in dataset and "RescaleIntercept" in dataset):
+        slope, intercept = checked_rescale(transform, path, f" (functional groups of frame {frame_index})")
+        values = pixels.astype(np.float64) * slope + intercept
+    elif dataset.get("ModalityLUTSequence"):
         values = apply_modality_lut(pixels, dataset)
+    elif "RescaleSlope" in dataset and "RescaleIntercept" in dataset:
+        slope, intercept = checked_rescale(dataset, path)
+        values = pixels.astype(np.float64) * slope + intercept
     else:
         values = pixels
     return np.asarray(values, dtype=np.float32)
@@ -222,17 +271,15 @@ def voi_luts(dataset: Dataset) -> tuple[VoiLut, ...]:
     return tuple(luts)
 
 
-def pixel_spacing(dataset: Dataset, frame_index: int) -> tuple[float, float] | None:
-    """(row, column) spacing in mm in the patient (PixelSpacing, Enhanced objects: per-frame PixelMeasures), or None.
+def pixel_spacing(dataset: Dataset, frame_index: int, path: Path) -> tuple[float, float] | None:
+    """(row, column) spacing in mm in the patient (PixelSpacing, Enhanced objects: per-frame PixelMeasures), or None
+    when the file does not say (no PixelSpacing, or 0\\0, which some exporters write for "unknown"); any other zero,
+    negative or non-finite spacing is refused (`InvalidGeometryError`).
 
     ImagerPixelSpacing (at the detector of a radiograph, magnified by the beam geometry) is not a patient spacing.
     """
     source = _functional_group_item(dataset, frame_index, "PixelMeasuresSequence") or dataset
-    spacing = source.get("PixelSpacing")
-    if spacing is None or len(spacing) != 2:
-        return None
-    rows, columns = float(spacing[0]), float(spacing[1])
-    return (rows, columns) if rows > 0 and columns > 0 else None  # some exporters write 0\0 for "unknown"
+    return checked_pixel_spacing(source, path, zero_is_unknown=True)
 
 
 def colour_pixels(pixels: np.ndarray, dataset: Dataset, path: Path, photometric: str) -> np.ndarray:

@@ -206,7 +206,7 @@ def dicom_image(
         path=path,
         kind=DICOM,
         modality=modality_group(dataset),
-        pixel_spacing=pixel_spacing(dataset, frame_index),
+        pixel_spacing=pixel_spacing(dataset, frame_index, path),
         header_windows=header_windows(dataset, frame_index),
         frame=frame_index,
         num_frames=num_frames,
@@ -218,7 +218,7 @@ def dicom_image(
         )
     if pixels.ndim != 2:
         raise MedicalImageError(f"{path}: expected a 2-D greyscale frame, got shape {pixels.shape}.")
-    values = modality_values(pixels, dataset, frame_index)
+    values = modality_values(pixels, dataset, frame_index, path)
     check_finite(values, path)
     return _grey_image(
         values, window, window_index, voi_luts=voi_luts(dataset), inverted=photometric == "MONOCHROME1", **facts
@@ -257,7 +257,12 @@ def _nifti_image(path: Path, slice_index: int | None, window: Window | None, win
 def _raster_image(path: Path, frame: int | None, window: Window | None, window_index: int) -> MedicalImage:
     pixels, frame_index, num_frames = read_raster(path, frame)
     facts = dict(
-        path=path, kind=RASTER, modality=None, pixel_spacing=None, header_windows=(), frame=frame_index,
+        path=path,
+        kind=RASTER,
+        modality=None,
+        pixel_spacing=None,
+        header_windows=(),
+        frame=frame_index,
         num_frames=num_frames,
     )
     if pixels.dtype == np.uint8:  # a display image: someone already chose its window
