@@ -17,7 +17,6 @@ own grid).
 from __future__ import annotations
 
 import pickle
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,7 +286,7 @@ def _load_whole_model(name: str, config: PreTrainedConfig, task: str, from_pretr
         model, loading_info = auto_class.from_pretrained(name, config=config, **kwargs)
     except WEIGHT_ERRORS as error:
         raise PredictorLoadError(
-            f"Cannot load the weights of {name}{_weight_files(name)}: {_reason(error)}. The file is damaged or "
+            f"Cannot load the weights of {name}{_weight_files(name)}: {_reason(error)}. They are missing, damaged or "
             "incomplete (a copy or download cut short?): copy the model folder again as save_pretrained wrote it."
         ) from error
     finally:
@@ -301,12 +300,11 @@ def _load_whole_model(name: str, config: PreTrainedConfig, task: str, from_pretr
         )
     non_finite = _non_finite_tensors(model)
     if non_finite:
-        shown = ", ".join(non_finite[:MAX_NAMED_TENSORS])
+        count = f"{len(non_finite)} tensor{'' if len(non_finite) == 1 else 's'}"
         more = f" and {len(non_finite) - MAX_NAMED_TENSORS} more" if len(non_finite) > MAX_NAMED_TENSORS else ""
         raise PredictorLoadError(
-            f"{name} holds NaN or infinite weights in {len(non_finite)} tensor{'' if len(non_finite) == 1 else 's'} "
-            f"({shown}{more}): training diverged "
-            "or the file is damaged; use an earlier checkpoint of the run, or the model folder copied again."
+            f"{name} holds NaN or infinite weights in {count} ({', '.join(non_finite[:MAX_NAMED_TENSORS])}{more}): "
+            "training diverged or the file is damaged; use an earlier checkpoint of the run, or copy the model again."
         )
     return model
 
@@ -327,11 +325,9 @@ def _weight_files(name: str) -> str:
 
 
 def _reason(error: BaseException) -> str:
-    """The line of an exception that says what is wrong: the first, except for strict-dataclass errors, whose first
-    line only names the validator and whose last line holds the config's own message."""
+    """The first line of an exception's message; for a refused config field the config's own message (a strict-
+    dataclass error only names the validator and chains the config's ValueError)."""
+    if isinstance(error, StrictDataclassError) and error.__cause__ is not None:
+        error = error.__cause__
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    if not lines:
-        return type(error).__name__
-    if isinstance(error, StrictDataclassError):
-        return re.sub(r"^(ValueError|TypeError): ", "", lines[-1])
-    return lines[0]
+    return lines[0] if lines else type(error).__name__

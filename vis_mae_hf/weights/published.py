@@ -350,8 +350,8 @@ def infer_config(
     try:
         return VisMaeConfig(**kwargs)
     except (ValueError, TypeError, StrictDataclassError) as error:
-        # A strict-dataclass error's last line holds the config's own message.
-        reason = re.sub(r"^(ValueError|TypeError): ", "", str(error).strip().splitlines()[-1].strip())
+        # A strict-dataclass error only names the validator; it chains the config's own message.
+        reason = str(error.__cause__ or error)
         raise ConversionError(f"{source}: its weights and training arguments are no valid VIS-MAE: {reason}") from error
 
 
