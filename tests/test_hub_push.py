@@ -12,6 +12,7 @@ import os
 import pytest
 import torch
 import transformers
+from hostile import assert_one_error_line
 from huggingface_hub import (
     CommitInfo,
     CommitOperationAdd,
@@ -34,6 +35,7 @@ from vis_mae_hf.app.cli import main as cli_main
 from vis_mae_hf.app.publishing import publish_run
 from vis_mae_hf.hub import (
     ExportError,
+    HubPushError,
     RepositoryValidationError,
     export_repository,
     push_repository,
@@ -308,3 +310,24 @@ def test_remote_code_check_runs_only_the_package_s_own_code(tmp_path):
     assert not sentinel.exists()
     assert any("are not vis-mae-hf" in p for p in validate_repository(export, REPO_ID, check_remote_code=True))
     assert not sentinel.exists()
+
+
+
+def test_a_refused_token_is_one_line_naming_the_repository_and_the_token(tmp_path, fake_hub, monkeypatch, capsys):
+    """The Hub answers 401 to the commit (a read-only or expired token), as `hf_raise_for_status` reports it."""
+    import httpx2
+    from huggingface_hub.utils import hf_raise_for_status
+
+    def refuse(api, repo_id, *args, **kwargs):
+        request = httpx2.Request("POST", f"https://huggingface.co/api/models/{repo_id}/commit/main")
+        hf_raise_for_status(httpx2.Response(401, request=request, json={"error": "Invalid credentials"}))
+
+    monkeypatch.setattr(HfApi, "create_commit", refuse)
+    export = export_repository(make_run(tmp_path / "run"), "mr", tmp_path / "export", repo_id=REPO_ID)
+
+    with pytest.raises(HubPushError, match=rf"Could not push {export} to the Hub repository {REPO_ID}: .*401"):
+        push_repository(export, REPO_ID, check_remote_code=False)
+    capsys.readouterr()
+    assert cli_main(["hub", "push", str(export), "--repo-id", REPO_ID, "--skip-remote-code-check"]) == 1
+    assert_one_error_line(capsys.readouterr().err, "hub push", f"Could not push {export} to the Hub", "HF_TOKEN")
+    assert fake_hub.commits == []

@@ -150,3 +150,52 @@ def test_command_line_exits_non_zero_and_names_the_key(tmp_path):
     assert result.returncode != 0
     assert "extra.weight" in result.stderr
     assert not (tmp_path / "o" / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ([1, 2], r"odd\.pth holds a list of 2 items: neither a state dict"),
+        ({"model": {"encoder": {"w": torch.zeros(1)}}}, r"odd\.pth\['model'\] holds 1 entry other than tensors: encoder"),
+        ({0: torch.zeros(1)}, r"odd\.pth holds 1 key other than parameter names \(strings\): 0\."),
+        ({"model": {"w": torch.zeros(1)}, "args": "--img_size 224"}, r"odd\.pth\['args'\] holds a str"),
+        ({"model": {"w": torch.tensor([1.0, float("inf")])}}, r"holds 1 tensor with NaN or infinite values: w\."),
+        ({"model": {}}, r"odd\.pth\['model'\] holds an empty dict, not a state dict"),
+    ],
+    ids=["list", "nested", "int-key", "args-text", "infinite", "empty"],
+)
+def test_malformed_state_dicts_are_refused_naming_the_file(tmp_path, content, message):
+    path = tmp_path / "odd.pth"
+    torch.save(content, path)
+    with pytest.raises(ConversionError, match=message):
+        load_published_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"input_size": 3200000}, r"^ckpt\.pth: its training arguments give input_size=3200000, outside 1\.\.4096"),
+        ({"img_size": [224, 8192]}, r"img_size=\[224, 8192\], outside 1\.\.4096 px per side"),
+        ({"img_size": 224.0}, r"img_size=224\.0; expected the input size in whole pixels"),
+        ({"drop_path": "0.1"}, r"drop_path='0\.1'; expected a number"),
+    ],
+)
+def test_training_arguments_outside_sane_values_are_refused(args, message):
+    with pytest.raises(ConversionError, match=message):
+        convert_state_dict(full_size_state_dict("classification"), "classification", args, source="ckpt.pth")
+
+
+def test_a_rectangular_input_size_in_the_arguments_is_kept():
+    model, _ = convert_state_dict(full_size_state_dict("classification"), "classification", {"img_size": (224, 320)})
+    assert model.config.image_height_width == (224, 320)
+
+
+def test_a_missing_or_misshapen_architecture_tensor_is_named():
+    state_dict = full_size_state_dict("classification")
+    state_dict["patch_embed.proj.weight"] = state_dict["patch_embed.proj.weight"].flatten()
+    with pytest.raises(ConversionError, match=r"patch_embed\.proj\.weight has shape \(4608,\); .* 4 non-empty"):
+        convert_state_dict(state_dict, "classification")
+    del state_dict["layers.1.blocks.0.attn.relative_position_bias_table"]
+    state_dict["patch_embed.proj.weight"] = torch.zeros(96, 3, 4, 4)
+    with pytest.raises(ConversionError, match=r"lacks layers\.1\.blocks\.0\.attn\.relative_position_bias_table"):
+        convert_state_dict(state_dict, "classification")

@@ -12,6 +12,18 @@ from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
 from transformers.configuration_utils import PreTrainedConfig
 
+# Sane bounds, far beyond any published Swin or VIS-MAE model (Swin-L: 18 blocks in its deepest stage, widest stage
+# 1536, window 7 or 12, MLP ratio 4), so that a typo or a hostile config.json is refused here, naming its field,
+# instead of allocating gigabytes or building layers for minutes before anything else can fail.
+MAX_IMAGE_SIDE = 4096  # px per side: tokens grow with the area (1 M at 4096 px, patch 4); tile larger images
+MAX_STAGES = 8  # each stage halves the feature map, so 8 stages already need sides divisible by patch_size * 128
+MAX_BLOCKS_PER_STAGE = 64
+MAX_STAGE_WIDTH = 16384  # channels of the widest stage, embed_dim * 2**(stages - 1)
+MAX_HEADS_PER_STAGE = 256
+MAX_WINDOW_SIZE = 64  # each block's relative position table has (2 * window - 1)**2 rows per head
+MAX_NUM_CHANNELS = 64  # grey, RGB, a few MR sequences stacked: a larger count is a misread config
+MAX_MLP_RATIO = 16.0
+
 
 @strict
 class VisMaeConfig(PreTrainedConfig):
@@ -20,7 +32,7 @@ class VisMaeConfig(PreTrainedConfig):
         image_size (`int` or `(height, width)`, defaults to 224):
             Nominal input size. Any height and width that are multiples of `patch_size * 2 ** (len(depths) - 1)`
             (32 by default) work; this size is what the image processor resizes to and what default masks are drawn
-            for.
+            for. At most `MAX_IMAGE_SIDE` (4096) px per side: larger images are tiled by the caller.
         patch_size (`int`, defaults to 4): Side of the square patch each token embeds.
         num_channels (`int`, defaults to 3): Input channels (the published models repeat grey images to 3; a 1-channel
             model is possible).
@@ -134,6 +146,7 @@ class VisMaeConfig(PreTrainedConfig):
     # Validation (run by `@strict` at construction, also after `from_pretrained` kwargs are applied)
     # ----------------------------------------------------------------------------------------------------------------
     def validate_architecture(self):
+        self._check_size_bounds()  # first, so that no later check computes with an absurd size
         positive_ints = {
             "patch_size": self.patch_size,
             "num_channels": self.num_channels,
@@ -211,5 +224,50 @@ class VisMaeConfig(PreTrainedConfig):
                 f"{self.segmentation_ce_weight} and {self.segmentation_dice_weight}."
             )
 
+    def _check_size_bounds(self):
+        """Every size a whole number within the sane bounds at the top of this file (which say why each bound)."""
+        sides = self.image_size if isinstance(self.image_size, list) else [self.image_size]
+        per_stage = {
+            name: values or []
+            for name, values in (
+                ("depths", self.depths),
+                ("num_heads", self.num_heads),
+                ("decoder_depths", self.decoder_depths),
+                ("decoder_num_heads", self.decoder_num_heads),
+            )
+        }
+        whole_numbers = {
+            **{f"image_size[{index}]" if len(sides) > 1 else "image_size": side for index, side in enumerate(sides)},
+            **{name: getattr(self, name) for name in ("patch_size", "num_channels", "embed_dim", "window_size")},
+            "mask_unit_size": self.mask_unit_size,
+            **{f"{name}[{index}]": v for name, values in per_stage.items() for index, v in enumerate(values)},
+        }
+        for name, value in whole_numbers.items():
+            # What JSON gives for a whole number: a float or string here would fail later, deep in the model.
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"VisMaeConfig.{name} is {value!r}; expected a whole number.")
+        if isinstance(self.mlp_ratio, bool) or not isinstance(self.mlp_ratio, (int, float)):
+            raise ValueError(f"VisMaeConfig.mlp_ratio is {self.mlp_ratio!r}; expected a number.")
+        stages = len(self.depths)
+        if stages > MAX_STAGES:
+            raise ValueError(f"VisMaeConfig.depths has {stages} stages; at most {MAX_STAGES} (each one halves the map).")
+        widest = self.embed_dim * 2 ** max(stages - 1, 0)
+        if widest > MAX_STAGE_WIDTH:
+            raise ValueError(
+                f"VisMaeConfig.embed_dim {self.embed_dim} makes the widest of {stages} stages {widest} channels wide "
+                f"(embed_dim * 2**{stages - 1}); at most {MAX_STAGE_WIDTH}."
+            )
+        bounds = {
+            **{name: MAX_IMAGE_SIDE for name in whole_numbers if name.startswith("image_size")},
+            "num_channels": MAX_NUM_CHANNELS,
+            "window_size": MAX_WINDOW_SIZE,
+            **{name: MAX_BLOCKS_PER_STAGE for name in whole_numbers if "depths[" in name},
+            **{name: MAX_HEADS_PER_STAGE for name in whole_numbers if "num_heads[" in name},
+        }
+        values = {**whole_numbers, "mlp_ratio": self.mlp_ratio}
+        for name, bound in {**bounds, "mlp_ratio": MAX_MLP_RATIO}.items():
+            if values[name] > bound:
+                advice = " px per side (tile larger images)" if name.startswith("image_size") else ""
+                raise ValueError(f"VisMaeConfig.{name} is {values[name]}; at most {bound}{advice}.")
 
 __all__ = ["VisMaeConfig"]

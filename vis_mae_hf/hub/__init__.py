@@ -11,7 +11,7 @@ belongs to the application (`vis_mae_hf.app.publishing`, `vis_mae_hf.app.release
 
 from .card import CardTemplateError
 from .export import ExportError, export_repository
-from .push import push_repository
+from .push import HubPushError, push_repository
 from .summaries import SummaryError, load_evaluation_summary, load_training_summary
 from .validation import (
     RepositoryValidationError,
@@ -24,6 +24,7 @@ __all__ = [
     "VARIANTS",
     "CardTemplateError",
     "ExportError",
+    "HubPushError",
     "HubVariant",
     "RepositoryValidationError",
     "SummaryError",

@@ -11,12 +11,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from huggingface_hub import CommitInfo, CommitOperationAdd, CommitOperationDelete, HfApi
-from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+from huggingface_hub.errors import (
+    HTTPError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 
 from .. import __version__
 from .validation import RepositoryValidationError, validate_repository
 
 KEPT_REMOTE_FILES = frozenset({".gitattributes"})  # created by the Hub itself; it routes large files to LFS/Xet
+# What the Hub client raises when the Hub cannot be reached or refuses the request: any HTTP error (a refused token is
+# an HfHubHTTPError), a connection error (HF_HUB_OFFLINE set: OfflineModeIsEnabled) or a timeout.
+HUB_ERRORS = (HTTPError, ConnectionError, TimeoutError)
+
+
+class HubPushError(OSError):
+    """The Hub could not be reached or refused the upload; the message names the repository and what to check."""
 
 
 def repository_files(repo_dir: str | Path) -> list[str]:
@@ -54,12 +65,30 @@ def push_repository(
 
     Raises:
         RepositoryValidationError: listing every validation failure; nothing is uploaded.
+        HubPushError: the Hub could not be reached (no network, HF_HUB_OFFLINE set) or refused a request (the token);
+            one line naming the repository. No file is uploaded unless the one commit went through (the
+            repository itself may have been created by then).
     """
     repo_dir = Path(repo_dir)
     failures = validate_repository(repo_dir, repo_id, check_remote_code=check_remote_code)
     if failures:
         raise RepositoryValidationError(repo_dir, failures)
     api = api if api is not None else HfApi(token=token)
+    try:
+        return _commit_folder(api, repo_dir, repo_id, private, revision, commit_message)
+    except HUB_ERRORS as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise HubPushError(
+            f"Could not push {repo_dir} to the Hub repository {repo_id}: {reason}. Check the network connection "
+            "(and that HF_HUB_OFFLINE is not set) and that the token (HF_TOKEN, or `hf auth login`) may write to "
+            f"{repo_id}."
+        ) from error
+
+
+def _commit_folder(
+    api: HfApi, repo_dir: Path, repo_id: str, private: bool, revision: str | None, commit_message: str | None
+) -> CommitInfo:
+    """Create the repository (and branch) if needed and commit the folder's files, deleting stale ones."""
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
     if revision is not None and revision != "main":
         api.create_branch(repo_id, branch=revision, repo_type="model", exist_ok=True)
@@ -85,4 +114,4 @@ def _card_title(repo_dir: Path) -> str:
     return repo_dir.name
 
 
-__all__ = ["push_repository", "repository_files"]
+__all__ = ["HubPushError", "push_repository", "repository_files"]

@@ -16,22 +16,28 @@ own grid).
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
     AutoModelForImageClassification,
     AutoModelForSemanticSegmentation,
+    PreTrainedConfig,
 )
+from transformers.utils import logging as transformers_logging
 
 from ..medical.orientation import AXIAL_AXIS, display_slice, ras_plane_from_display
 from ..vocabulary import CLASSIFICATION, HUB_TASK_TYPES, SEGMENTATION
+from ..weights.load_report import LoadReport
 
 TASK_SEGMENTATION = HUB_TASK_TYPES[SEGMENTATION]
 TASK_CLASSIFICATION = HUB_TASK_TYPES[CLASSIFICATION]
@@ -40,6 +46,12 @@ TASK_OF_ARCHITECTURE = {
     "VisMaeForImageClassification": TASK_CLASSIFICATION,
 }
 MAX_SEGMENTATION_LABELS = 256  # label maps are written as uint8
+MAX_NAMED_TENSORS = 8
+# What reading a config.json or preprocessor_config.json raises (a strict-dataclass error is a config field refused).
+CONFIG_ERRORS = (OSError, ValueError, StrictDataclassError)
+# What reading the weights raises: a damaged safetensors file, a pickle (.bin) that torch's safe loader refuses or that
+# ends early, or a load Transformers gives up on.
+WEIGHT_ERRORS = (*CONFIG_ERRORS, SafetensorError, RuntimeError, EOFError, pickle.UnpicklingError)
 
 
 class PredictorLoadError(ValueError):
@@ -94,37 +106,30 @@ class VisMaePredictor:
     ) -> VisMaePredictor:
         """Load the model and its image processor from a local folder or a Hub repo id (the Hub cache offline).
 
+        Only a whole model is used: Transformers fills tensors missing from the checkpoint (or of another shape than
+        the config's) with fresh random weights and merely logs it, which would give masks from random layers. Here
+        any such tensor, any checkpoint tensor the model does not use, and any NaN or infinite weight refuses the
+        model.
+
         Raises:
-            PredictorLoadError: nothing loadable there, a checkpoint without a task head (pretraining, bare encoder),
-                or no image processor saved with the model.
+            PredictorLoadError: one line naming the model and what would be right, when: nothing loadable is there
+                (a missing folder, a file given for the folder, an unreadable config.json or processor), the
+                checkpoint has no task head (pretraining, bare encoder), the weights file is damaged (truncated,
+                empty), the weights do not match the config (missing, unexpected or differently shaped tensors,
+                named by module), or a weight is not finite.
         """
 
         name = str(model_name_or_path)
-        try:
-            config = AutoConfig.from_pretrained(name, **from_pretrained_kwargs)
-        except (OSError, ValueError) as error:
-            raise PredictorLoadError(f"Cannot load a model from {name}: {_first_line(error)}") from error
-        architectures = list(getattr(config, "architectures", None) or [])
-        tasks = [TASK_OF_ARCHITECTURE[a] for a in architectures if a in TASK_OF_ARCHITECTURE]
-        if not tasks:
-            raise PredictorLoadError(
-                f"{name} holds a {', '.join(architectures) or config.model_type} checkpoint; prediction needs a "
-                f"fine-tuned {' or '.join(TASK_OF_ARCHITECTURE)} model (pretraining and encoder checkpoints have no "
-                "task head)."
-            )
-        auto_class = {
-            TASK_SEGMENTATION: AutoModelForSemanticSegmentation,
-            TASK_CLASSIFICATION: AutoModelForImageClassification,
-        }[tasks[0]]
+        config, task = _load_config(name, from_pretrained_kwargs)
         try:
             image_processor = AutoImageProcessor.from_pretrained(name, **from_pretrained_kwargs)
-        except (OSError, ValueError) as error:
+        except CONFIG_ERRORS as error:
             raise PredictorLoadError(
-                f"{name} has no usable image processor ({_first_line(error)}); save the processor the model was "
+                f"{name} has no usable image processor ({_reason(error)}); save the processor the model was "
                 "fine-tuned with next to it (image_processor.save_pretrained(folder))."
             ) from error
-        model = auto_class.from_pretrained(name, config=config, **from_pretrained_kwargs)
-        return cls(model, image_processor, device=device, task=tasks[0])
+        model = _load_whole_model(name, config, task, from_pretrained_kwargs)
+        return cls(model, image_processor, device=device, task=task)
 
     # ---------------------------------------------------------------- model facts
 
@@ -240,6 +245,89 @@ class VisMaePredictor:
         return np.concatenate(batches) if batches else np.zeros((0, self.num_labels), dtype=np.float32)
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+# ---------------------------------------------------------------- loading a whole model
+
+
+def _load_config(name: str, from_pretrained_kwargs: dict) -> tuple[PreTrainedConfig, str]:
+    """The model's config and its task; a file where a folder belongs, an unreadable config or a checkpoint without
+    a task head is a `PredictorLoadError`."""
+    if Path(name).is_file():
+        raise PredictorLoadError(
+            f"{name} is a file; a model is loaded from the folder that holds its config.json, weights and "
+            f"preprocessor_config.json (here perhaps {Path(name).parent}), or from a Hub repo id."
+        )
+    try:
+        config = AutoConfig.from_pretrained(name, **from_pretrained_kwargs)
+    except CONFIG_ERRORS as error:
+        raise PredictorLoadError(f"Cannot load a model from {name}: {_reason(error)}") from error
+    architectures = list(getattr(config, "architectures", None) or [])
+    tasks = [TASK_OF_ARCHITECTURE[a] for a in architectures if a in TASK_OF_ARCHITECTURE]
+    if not tasks:
+        raise PredictorLoadError(
+            f"{name} holds a {', '.join(architectures) or config.model_type} checkpoint; prediction needs a "
+            f"fine-tuned {' or '.join(TASK_OF_ARCHITECTURE)} model (pretraining and encoder checkpoints have no "
+            "task head)."
+        )
+    return config, tasks[0]
+
+
+def _load_whole_model(name: str, config: PreTrainedConfig, task: str, from_pretrained_kwargs: dict):
+    """The task model with every tensor from the checkpoint and every checkpoint tensor used, all finite."""
+    auto_class = {
+        TASK_SEGMENTATION: AutoModelForSemanticSegmentation,
+        TASK_CLASSIFICATION: AutoModelForImageClassification,
+    }[task]
+    # Shape mismatches are collected in the loading info (and refused below, named) rather than raised with a
+    # pointer to a logged table; Transformers' own load report is silenced because ours replaces it.
+    kwargs = {**from_pretrained_kwargs, "output_loading_info": True, "ignore_mismatched_sizes": True}
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, loading_info = auto_class.from_pretrained(name, config=config, **kwargs)
+    except WEIGHT_ERRORS as error:
+        raise PredictorLoadError(
+            f"Cannot load the weights of {name}{_weight_files(name)}: {_reason(error)}. They are missing, damaged or "
+            "incomplete (a copy or download cut short?): copy the model folder again as save_pretrained wrote it."
+        ) from error
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    report = LoadReport.from_loading_info(name, model, loading_info)
+    if not report.complete:
+        raise PredictorLoadError(
+            f"{name} is not a whole {type(model).__name__}: {report.gaps()}. Its weights do not match its config.json "
+            "(Transformers would fill the gaps with random weights): use the folder save_pretrained wrote for the "
+            "fine-tuned model, config and weights together."
+        )
+    non_finite = _non_finite_tensors(model)
+    if non_finite:
+        count = f"{len(non_finite)} tensor{'' if len(non_finite) == 1 else 's'}"
+        more = f" and {len(non_finite) - MAX_NAMED_TENSORS} more" if len(non_finite) > MAX_NAMED_TENSORS else ""
+        raise PredictorLoadError(
+            f"{name} holds NaN or infinite weights in {count} ({', '.join(non_finite[:MAX_NAMED_TENSORS])}{more}): "
+            "training diverged or the file is damaged; use an earlier checkpoint of the run, or copy the model again."
+        )
+    return model
+
+
+def _non_finite_tensors(model) -> list[str]:
+    return [
+        key
+        for key, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+
+
+def _weight_files(name: str) -> str:
+    """` (model.safetensors)`: the weight files of a local model folder, to name in an error; empty otherwise."""
+    folder = Path(name)
+    files = sorted(p.name for p in folder.glob("*") if p.suffix in (".safetensors", ".bin")) if folder.is_dir() else []
+    return f" ({', '.join(files)})" if files else ""
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an exception's message; for a refused config field the config's own message (a strict-
+    dataclass error only names the validator and chains the config's ValueError)."""
+    if isinstance(error, StrictDataclassError) and error.__cause__ is not None:
+        error = error.__cause__
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

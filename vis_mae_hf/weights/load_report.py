@@ -73,6 +73,24 @@ class LoadReport:
             problems=[f"the loader reported: {message}" for message in loading_info.get("error_msgs", ())],
         )
 
+    @property
+    def complete(self) -> bool:
+        """Every model tensor was filled from the source and every source key was used or dropped on purpose: what
+        a model saved with `save_pretrained` and loaded back gives, and what prediction requires."""
+        return not (self.fresh or self.unused or self.problems)
+
+    def gaps(self, max_groups: int = 6) -> str:
+        """What keeps the load from being complete, on one line grouped by module (empty when it is complete): the
+        model tensors no source key filled, the source keys that could not be used (with why), the problems."""
+        # A key whose shape differs is both unused and fresh; its unused reason (the two shapes) says it all.
+        unfilled = {key: "" for key in self.fresh if key not in self.unused}
+        parts = [
+            f"{_count(len(keys), 'tensor')} {what}: {_grouped_on_one_line(keys, max_groups)}"
+            for what, keys in (("of the model not in the weights", unfilled), ("of the weights unused", self.unused))
+            if keys
+        ]
+        return "; ".join(parts + self.problems)
+
     def format(self, max_groups: int = _MAX_GROUPS) -> str:
         """A readable summary: the counts, then the keys grouped by module with one reason each, then the problems
         in full (every key named) and the notes."""
@@ -126,6 +144,21 @@ def _module_of(key: str) -> str:
 def _indices_starred(key: str) -> str:
     """`layers.2.blocks.5.attn.relative_position_index` -> `layers.*.blocks.*.attn.relative_position_index`."""
     return re.sub(r"(?<=\.)\d+(?=\.)", "*", key)
+
+
+def _grouped_on_one_line(keys_with_reasons: dict[str, str], max_groups: int) -> str:
+    """`module (count): reason of its first key`, for at most `max_groups` modules, on one line."""
+    groups: dict[str, list] = {}
+    for key, reason in sorted(keys_with_reasons.items()):
+        groups.setdefault(_module_of(key), [0, reason])[0] += 1
+    shown = [f"{module} ({count}){': ' + reason if reason else ''}" for module, (count, reason) in groups.items()]
+    if len(shown) > max_groups:
+        shown = shown[:max_groups] + [f"... and {len(shown) - max_groups} more modules"]
+    return " | ".join(shown)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _grouped(keys_with_reasons: dict[str, str], group_of, max_groups: int) -> list[str]:

@@ -17,13 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import re
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import StrictDataclassError
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from ..configuration_vis_mae import VisMaeConfig
+from ..configuration_vis_mae import MAX_IMAGE_SIDE, VisMaeConfig
 from ..modeling_vis_mae import (
     VisMaeForImageClassification,
     VisMaeForPreTraining,
@@ -105,42 +108,116 @@ KEY_RULES: list[KeyRule] = [
 ]
 
 HEAD_NAMES = {SEGMENTATION: "segmentation_head", CLASSIFICATION: "classifier", PRETRAINING: "head"}
+_MAX_NAMED = 5  # entries named in an error about a state dict
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Reading checkpoints
 # ---------------------------------------------------------------------------------------------------------------------
 def load_published_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Return (state_dict, training arguments as a dict; empty when the file holds none)."""
+    """Return (state_dict, training arguments as a dict; empty when the file holds none).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ConversionError: the file cannot be read safely, or does not hold a state dict (tensors keyed by name, all
+            finite) with, optionally, its training arguments; the message names the file and what it holds.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+    checkpoint = _read_checkpoint(path)
+    if isinstance(checkpoint, dict) and "model" in checkpoint:
+        state_dict, args = checkpoint["model"], _training_arguments(path, checkpoint.get("args"))
+        where = f"{path}['model']"
+    elif isinstance(checkpoint, dict) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state_dict, args, where = checkpoint, {}, str(path)
+    else:
+        raise ConversionError(
+            f"{path} holds {_described(checkpoint)}: neither a state dict (parameter names -> tensors) nor a published "
+            "training checkpoint (a dict with the state dict under 'model')."
+        )
+    _check_state_dict(where, state_dict)
+    # DataParallel/DDP prefixes appear in checkpoints saved from wrapped models.
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    return state_dict, args
+
+
+def _read_checkpoint(path: Path):
+    """What the file holds: tensors by name (.safetensors), or what torch's safe loader unpickles."""
     if path.suffix == ".safetensors":
-        return load_file(str(path)), {}
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise ConversionError(f"Could not read {path} as safetensors (damaged or truncated?): {error}.") from error
     # torch >= 2.6 defaults to weights_only=True, which refuses the Namespace the published scripts store under
     # 'args'. Allow exactly that class rather than turning the safe loader off for everything.
     try:
         with torch.serialization.safe_globals([argparse.Namespace]):
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # the pickle names the class it refused
         raise ConversionError(
             f"Could not read {path} with torch.load(weights_only=True): {error}. Only tensors, plain containers and "
             "argparse.Namespace are accepted; re-save the state dict alone if the file holds other objects."
         ) from error
-    if isinstance(checkpoint, dict) and "model" in checkpoint and isinstance(checkpoint["model"], dict):
-        args = checkpoint.get("args")
-        args = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
-        state_dict = checkpoint["model"]
-    elif isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        state_dict, args = checkpoint, {}
-    else:
+
+
+def _training_arguments(path: Path, args) -> dict:
+    """The published scripts' `args` (an argparse.Namespace) as a dict; a plain dict or none is accepted too."""
+    if args is None:
+        return {}
+    if isinstance(args, argparse.Namespace):
+        args = vars(args)
+    if not isinstance(args, dict) or not all(isinstance(name, str) for name in args):
         raise ConversionError(
-            f"{path} holds neither a state dict nor a published training checkpoint "
-            f"(a dict with a 'model' state dict); top-level keys: {list(checkpoint)[:10] if isinstance(checkpoint, dict) else type(checkpoint).__name__}."
+            f"{path}['args'] holds {_described(args)}; the published scripts store their training arguments there "
+            "as an argparse.Namespace (a dict of names also works). Re-save the checkpoint without 'args'."
         )
-    # DataParallel/DDP prefixes appear in checkpoints saved from wrapped models.
-    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
-    return state_dict, args
+    return dict(args)
+
+
+def _check_state_dict(where: str, state_dict) -> None:
+    """A state dict maps parameter names (str) to finite tensors; anything else is named, a few entries at most."""
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise ConversionError(f"{where} holds {_described(state_dict)}, not a state dict (parameter names -> tensors).")
+    odd_keys = [repr(key) for key in state_dict if not isinstance(key, str)]
+    odd_values = [
+        f"{key} ({_described(value)})" for key, value in state_dict.items() if not isinstance(value, torch.Tensor)
+    ]
+    non_finite = [
+        str(key)
+        for key, value in state_dict.items()
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    maps = "A state dict maps parameter names to tensors."
+    for found, noun, what, advice in (
+        (odd_keys, ("key", "keys"), "other than parameter names (strings)", maps),
+        (odd_values, ("entry", "entries"), "other than tensors", maps),
+        (non_finite, ("tensor", "tensors"), "with NaN or infinite values", "Training diverged or the file is damaged."),
+    ):
+        if found:
+            more = f" and {len(found) - _MAX_NAMED} more" if len(found) > _MAX_NAMED else ""
+            named = ", ".join(found[:_MAX_NAMED]) + more
+            raise ConversionError(f"{where} holds {_count(len(found), *noun)} {what}: {named}. {advice}")
+
+
+def _described(value) -> str:
+    """What a checkpoint entry is, for an error message: `a tensor of shape (3, 4)`, `a dict of 2 entries`, `a list`."""
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        keys = [repr(key) if len(repr(key)) <= 60 else repr(key)[:57] + "..." for key in list(value)[:_MAX_NAMED]]
+        more = ", ..." if len(value) > _MAX_NAMED else ""
+        if not value:
+            return "an empty dict"
+        return f"a dict of {_count(len(value), 'entry', 'entries')} ({', '.join(keys)}{more})"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {_count(len(value), 'item', 'items')}"
+    name = type(value).__name__
+    return f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _count(number: int, noun: str, plural: str) -> str:
+    return f"{number} {noun if number == 1 else plural}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -167,22 +244,72 @@ def _count_blocks(state_dict: dict[str, torch.Tensor], stage_prefix: str) -> lis
     return [depths[i] for i in sorted(depths)]
 
 
+def _tensor(state_dict: dict[str, torch.Tensor], key: str, ndim: int) -> torch.Tensor:
+    """`state_dict[key]`, which every published model has with `ndim` dimensions."""
+    if key not in state_dict:
+        raise ConversionError(f"The checkpoint lacks {key}, which every published VIS-MAE model has.")
+    tensor = state_dict[key]
+    if tensor.ndim != ndim or 0 in tensor.shape:
+        raise ConversionError(
+            f"The checkpoint's {key} has shape {tuple(tensor.shape)}; a published VIS-MAE model's has {ndim} non-empty "
+            "dimensions."
+        )
+    return tensor
+
+
 def _heads(state_dict: dict[str, torch.Tensor], stage_prefix: str, num_stages: int) -> list[int]:
-    return [int(state_dict[f"{stage_prefix}.{i}.blocks.0.attn.relative_position_bias_table"].shape[1]) for i in range(num_stages)]
+    return [
+        int(_tensor(state_dict, f"{stage_prefix}.{i}.blocks.0.attn.relative_position_bias_table", 2).shape[1])
+        for i in range(num_stages)
+    ]
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | None = None) -> VisMaeConfig:
-    """Read the architecture off the weights (and a few training arguments the weights cannot tell)."""
+def _image_size(args: dict, names: tuple[str, ...], task: str, source: str) -> int | list[int]:
+    """The training input size the published scripts store in their args (the first of `names` present), default
+    224; refused unless whole pixels within `MAX_IMAGE_SIDE` per side, since it becomes the converted processor's
+    resize target."""
+    name = next((name for name in names if name in args), None)
+    if name is None:
+        return 224
+    value = args[name]
+    sides = list(value) if isinstance(value, (list, tuple)) else [value]
+    if len(sides) not in (1, 2) or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in sides):
+        raise ConversionError(
+            f"{source}: its training arguments give {name}={value!r}; expected the input size in whole pixels, "
+            "e.g. 224 or (224, 224)."
+        )
+    if not all(1 <= side <= MAX_IMAGE_SIDE for side in sides):
+        raise ConversionError(
+            f"{source}: its training arguments give {name}={value!r}, outside 1..{MAX_IMAGE_SIDE} px per side (the "
+            f"published {task} recipe uses {get_recipe(task).image_size} px). Fix 'args' in the checkpoint, or re-save "
+            "the state dict alone (the size is then 224)."
+        )
+    return int(sides[0]) if len(sides) == 1 else [int(side) for side in sides]
+
+
+def _number(args: dict, name: str, source: str) -> float:
+    if not isinstance(args[name], numbers.Real) or isinstance(args[name], bool):
+        raise ConversionError(f"{source}: its training arguments give {name}={args[name]!r}; expected a number.")
+    return float(args[name])
+
+
+def infer_config(
+    state_dict: dict[str, torch.Tensor], task: str, args: dict | None = None, source: str = "The checkpoint"
+) -> VisMaeConfig:
+    """Read the architecture off the weights (and a few training arguments the weights cannot tell); `source` (the
+    file) starts each error message.
+
+    Raises:
+        ConversionError: a tensor every published model has is missing or of an impossible shape, a training
+            argument is not a valid value (an input size beyond `MAX_IMAGE_SIDE` px per side, ...), or the result is
+            not a valid `VisMaeConfig` (the config's own message).
+    """
     args = args or {}
-    try:
-        projection = state_dict["patch_embed.proj.weight"]
-        embed_dim, num_channels, patch_size, _ = projection.shape
-        depths = _count_blocks(state_dict, "layers")
-        num_heads = _heads(state_dict, "layers", len(depths))
-        table_rows = state_dict["layers.0.blocks.0.attn.relative_position_bias_table"].shape[0]
-        fc1 = state_dict["layers.0.blocks.0.mlp.fc1.weight"]
-    except KeyError as error:
-        raise ConversionError(f"The checkpoint lacks {error}, which every published VIS-MAE model has.") from None
+    embed_dim, num_channels, patch_size, _ = _tensor(state_dict, "patch_embed.proj.weight", 4).shape
+    depths = _count_blocks(state_dict, "layers")
+    num_heads = _heads(state_dict, "layers", len(depths))
+    table_rows = _tensor(state_dict, "layers.0.blocks.0.attn.relative_position_bias_table", 2).shape[0]
+    fc1 = _tensor(state_dict, "layers.0.blocks.0.mlp.fc1.weight", 2)
     window_size = (math.isqrt(int(table_rows)) + 1) // 2
     if (2 * window_size - 1) ** 2 != table_rows:
         raise ConversionError(f"relative_position_bias_table has {table_rows} rows, not (2*window-1)**2 for any window.")
@@ -206,20 +333,26 @@ def infer_config(state_dict: dict[str, torch.Tensor], task: str, args: dict | No
             kwargs["decoder_depths"] = decoder_depths
         if decoder_heads != num_heads[-2::-1]:
             kwargs["decoder_num_heads"] = decoder_heads
-    if task == SEGMENTATION:
-        kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
-        kwargs["image_size"] = int(args.get("img_size", 224))
-    elif task == CLASSIFICATION:
-        kwargs["num_labels"] = int(state_dict["head.weight"].shape[0])
-        kwargs["image_size"] = int(args.get("img_size", args.get("input_size", 224)))
-    else:
-        kwargs["image_size"] = int(args.get("img_size", args.get("input_size", 224)))
+    if task in (SEGMENTATION, CLASSIFICATION):
+        # The segmenter's head is a 1x1 convolution, the classifier's a linear layer.
+        kwargs["num_labels"] = int(_tensor(state_dict, "head.weight", 4 if task == SEGMENTATION else 2).shape[0])
+    # The segmentation scripts name the input size img_size; the others also accept input_size.
+    size_names = ("img_size",) if task == SEGMENTATION else ("img_size", "input_size")
+    kwargs["image_size"] = _image_size(args, size_names, task, source)
+    if task == PRETRAINING:
         if "mask_ratio" in args:
-            kwargs["mask_ratio"] = float(args["mask_ratio"])
+            kwargs["mask_ratio"] = _number(args, "mask_ratio", source)
         kwargs["norm_pix_loss"] = bool(args.get("norm_pix_loss", False))
-    if "drop_path" in args or "drop_path_rate" in args:
-        kwargs["drop_path_rate"] = float(args.get("drop_path", args.get("drop_path_rate")))
-    return VisMaeConfig(**kwargs)
+    for name in ("drop_path", "drop_path_rate"):
+        if name in args:
+            kwargs["drop_path_rate"] = _number(args, name, source)
+            break
+    try:
+        return VisMaeConfig(**kwargs)
+    except (ValueError, TypeError, StrictDataclassError) as error:
+        # A strict-dataclass error only names the validator; it chains the config's own message.
+        reason = str(error.__cause__ or error)
+        raise ConversionError(f"{source}: its weights and training arguments are no valid VIS-MAE: {reason}") from error
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -256,7 +389,7 @@ def convert_state_dict(
     inferred = infer_task(state_dict)
     if inferred != task:
         raise ConversionError(f"--task {task} was requested but the weights are a {inferred} checkpoint.")
-    model = TASK_MODEL_CLASSES[task](infer_config(state_dict, task, args))
+    model = TASK_MODEL_CLASSES[task](infer_config(state_dict, task, args, source=source))
     converted, report = map_state_dict(
         state_dict,
         KEY_RULES,

@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import copy
 from collections.abc import Callable
+from pathlib import Path
 
 from transformers import HfArgumentParser
 
 from ...medical.windows import HEADER_WINDOW, Window, parse_window
-from . import set_handler
+from . import CommandError, set_handler
 
 
 def window_argument(text: str) -> Window:
@@ -30,6 +31,19 @@ def fallback_window_argument(text: str) -> Window:
             "files without one: a preset name or WIDTH,LEVEL, e.g. abdomen or 400,40."
         )
     return window
+
+
+def output_folder(path: str | Path, option: str = "--output") -> Path:
+    """`path` as the folder a command writes into (made by the command if missing). An existing file there, or a
+    file where one of its parent folders should be, is a user error, found before any work is done."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.is_dir():
+            return path
+        if place.exists():
+            where = "is an existing file" if place == path else f"lies under {place}, which is a file"
+            raise CommandError(f"{option} {path} {where}; give a folder to write into (it is created if missing).")
+    return path
 
 
 def positive_int(text: str) -> int:
@@ -72,12 +86,20 @@ def prefer_dashes(parser: argparse.ArgumentParser) -> None:
         action.option_strings.sort(key=lambda option: "_" in option)
 
 
-def set_dataclass_handler(parser: HfArgumentParser, run: Callable[..., object]) -> None:
+def set_dataclass_handler(
+    parser: HfArgumentParser, run: Callable[..., object], output_folders: tuple[str, ...] = ()
+) -> None:
     """Leaf `parser` runs `run(*instances of its dataclasses)`, built from the parsed values by the parser itself
-    (so each dataclass's own checks run and raise as user errors)."""
+    (so each dataclass's own checks run and raise as user errors). The fields named in `output_folders` are checked
+    with `output_folder` first, so that a file given for one fails at once rather than when training saves."""
 
     def handler(namespace: argparse.Namespace) -> int:
-        run(*parser.parse_dict(vars(namespace), allow_extra_keys=True))
+        instances = parser.parse_dict(vars(namespace), allow_extra_keys=True)
+        for instance in instances:
+            for field_name in output_folders:
+                if getattr(instance, field_name, None) is not None:
+                    output_folder(getattr(instance, field_name), "--" + field_name.replace("_", "-"))
+        run(*instances)
         return 0
 
     set_handler(parser, handler)

@@ -7,6 +7,7 @@ import argparse
 from ...vocabulary import CHECKPOINT_TASKS
 from ...weights.published import convert_checkpoint
 from . import set_handler
+from .arguments import output_folder
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -23,6 +24,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    output_folder(args.output)
     report = convert_checkpoint(args.checkpoint, args.task, args.output)  # ConversionError is a ValueError
     print(report.format())
     print(f"wrote {args.output}")

@@ -39,6 +39,10 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
             **dataclass_parser_options(f"{prog} {task}", f"Fine-tune for {summary}."),
         )
         prefer_dashes(task_parser)
-        set_dataclass_handler(task_parser, lambda arguments, task=task: run_finetuning(arguments, task=task))
+        set_dataclass_handler(
+            task_parser,
+            lambda arguments, task=task: run_finetuning(arguments, task=task),
+            output_folders=("output_dir",),
+        )
     return parser
 

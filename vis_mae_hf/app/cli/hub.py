@@ -17,7 +17,7 @@ from ..release import (
     release_variants,
 )
 from . import CommandError, set_handler
-from .arguments import fallback_window_argument, positive_int
+from .arguments import fallback_window_argument, output_folder, positive_int
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -109,6 +109,7 @@ def _add_release(commands) -> None:
 
 
 def run_export(args) -> int:
+    output_folder(args.output)
     output = export_repository(
         args.model,
         args.variant,
@@ -154,6 +155,7 @@ def run_push(args) -> int:
 
 
 def run_release(args) -> int:
+    output_folder(args.output_dir, "--output-dir")
     if args.runs_dir:
         variants, skipped = plan_release_from_runs(args.runs_dir, args.variants)
     else:

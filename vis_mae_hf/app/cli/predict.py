@@ -43,7 +43,7 @@ from ...inference.predictor import TASK_CLASSIFICATION, VisMaePredictor
 from ...medical import MedicalImageError, load_medical_volume
 from ...medical.orientation import AXIAL_AXIS, display_slice
 from . import report_error, set_handler
-from .arguments import positive_int, window_argument
+from .arguments import output_folder, positive_int, window_argument
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -115,13 +115,15 @@ class _Report:
 
 def run_predict(args: argparse.Namespace) -> int:
     inputs = [Path(text) for text in args.inputs]
+    output_folder(args.output)  # a file there is refused before the model is loaded
     stems = unique_output_stems(inputs)  # MedicalImageError (a user error) when two inputs would share outputs
 
     # The weight-loading progress bar is noise on a command line; restore the setting for in-process callers.
     bars_were_on = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
-        predictor = VisMaePredictor.from_pretrained(args.model, device=args.device)  # PredictorLoadError: user error
+        # PredictorLoadError (a user error: one line naming the model) for anything but a whole, finite model.
+        predictor = VisMaePredictor.from_pretrained(args.model, device=args.device)
     finally:
         if bars_were_on:
             transformers_logging.enable_progress_bar()

@@ -21,5 +21,5 @@ def build_parser(prog: str):
         "training summary and reconstruction picture. Without --dataset: the built-in demo corpus and a short "
         "schedule; with it: the published recipe. Many processes: accelerate launch -m vis_mae_hf.app pretrain ...",
     )
-    set_dataclass_handler(parser, run_pretraining)
+    set_dataclass_handler(parser, run_pretraining, output_folders=("output_dir",))
     return parser

@@ -25,5 +25,5 @@ def build_parser(prog: str):
         "(re-running resumes), and plot the metric against the fraction of labels. The fine-tuning options apply "
         "to every run; the grid sets each run's init, fold, label fraction, seed and output folder.",
     )
-    set_dataclass_handler(parser, run_label_efficiency)
+    set_dataclass_handler(parser, run_label_efficiency, output_folders=("results_dir",))
     return parser
