@@ -23,9 +23,9 @@ from vis_mae_hf.output_folders import MANIFEST_NAME
 
 CHECKPOINT = OFFICIAL_VECTORS / "pretrain_weights.safetensors"  # a state dict under the published key names
 NOT_OURS = (
-    "and has no .vis-mae-outputs.json, so `{tool}` cannot tell its own files from yours (outputs of versions that "
-    "wrote no manifest included) and will not write there. Choose another output folder, or remove this one yourself "
-    "if nothing in it is needed."
+    "and has no .vis-mae-outputs.json, so `{tool}` cannot tell its own files from yours and writes nothing there; an "
+    "output of an earlier version, which wrote no manifest, is refused the same way. Choose another output folder, or "
+    "remove this one yourself if nothing in it is needed."
 )
 
 

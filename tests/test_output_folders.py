@@ -59,8 +59,8 @@ def test_a_folder_with_files_and_no_manifest_is_refused_naming_what_is_in_it(tmp
     assert str(refused.value) == (
         f"The output folder {user} is not empty (holds shard-00000.tar, shard-00001.tar, shard-00002.tar, "
         f"shard-00003.tar, shard-00004.tar and 3 more) and has no {MANIFEST_NAME}, so `{TOOL}` cannot tell its own "
-        "files from yours (outputs of versions that wrote no manifest included) and will not write there. Choose "
-        "another output folder, or remove this one yourself if nothing in it is needed."
+        "files from yours and writes nothing there; an output of an earlier version, which wrote no manifest, is "
+        "refused the same way. Choose another output folder, or remove this one yourself if nothing in it is needed."
     )
     assert file_hashes(user) == before
 
@@ -201,3 +201,18 @@ def test_resume_keeps_an_earlier_output_and_removes_only_what_it_names(tmp_path)
     assert resumed.is_recorded("shard-00000.json") and not resumed.is_recorded("shard-00001.parquet.tmp")
     resumed.remove("shard-00001.parquet.tmp")
     assert sorted(path.name for path in output.iterdir()) == [MANIFEST_NAME, "shard-00000.json", "shard-00002.tar"]
+
+
+def test_nothing_is_written_or_removed_through_a_folder_linked_out_of_the_output(tmp_path):
+    output = tmp_path / "out"
+    open_output_folder(output, TOOL).install(staged_output(tmp_path / "one", {"train/data.arrow": "ours"}))
+    elsewhere = staged_output(tmp_path / "elsewhere", {"data.arrow": "the user's", "keep.txt": "the user's"})
+    (output / "train" / "data.arrow").unlink()
+    (output / "train").rmdir()
+    (output / "train").symlink_to(elsewhere, target_is_directory=True)
+    before = file_hashes(elsewhere)
+    with pytest.raises(OutputFolderError, match="the folders of train/data.arrow are links out of the output folder"):
+        open_output_folder(output, TOOL, overwrite=True).install(staged_output(tmp_path / "two", {"x.bin": "x"}))
+    with pytest.raises(OutputFolderError, match="the folders of train/new.arrow are links out"):
+        open_output_folder(output, TOOL, resume=True).claim("train/new.arrow")
+    assert file_hashes(elsewhere) == before and not (elsewhere / "new.arrow").exists()

@@ -74,6 +74,7 @@ class OutputFolder:
     def claim(self, *names: str) -> None:
         """Enter `names` in the manifest before writing them; refuses a name that exists and is not the command's."""
         new = [_checked_name(name) for name in names if name not in self._files]
+        self._refuse_links_out(new)
         taken = [name for name in new if os.path.lexists(self.path / name)]
         if taken:
             raise OutputFolderError(
@@ -160,13 +161,30 @@ class OutputFolder:
         return changed
 
     def refuse_changed(self, names: Iterable[str] | None = None) -> None:
-        """Refuse to go on when a recorded file changed since it was written: it may hold the user's edits."""
+        """Refuse to go on when a recorded file changed since it was written (it may hold the user's edits), or
+        when its folder became a link out of the output folder."""
+        names = list(self._files if names is None else names)
+        self._refuse_links_out(names)
         changed = self.changed_files(names)
         if changed:
             raise OutputFolderError(
                 f"{self.path}: {_listing(changed)} changed since `{self.tool}` wrote them and may hold your edits, so "
                 "they are neither removed nor written over. Move them out of the folder (or remove them yourself) "
                 "and run again, or choose another output folder."
+            )
+
+    def _refuse_links_out(self, names: Iterable[str]) -> None:
+        """Refuse names whose folder has become a link out of the output folder: writing or removing there would
+        touch files elsewhere."""
+        leaving = []
+        for name in names:
+            folder = (self.path / name).parent.resolve()
+            if folder != self.path and self.path not in folder.parents:
+                leaving.append(name)
+        if leaving:
+            raise OutputFolderError(
+                f"{self.path}: the folders of {_listing(leaving)} are links out of the output folder, so `{self.tool}` "
+                "neither writes nor removes anything through them. Remove the links, or choose another output folder."
             )
 
     def _remove_empty_folders_above(self, name: str) -> None:
@@ -241,9 +259,9 @@ def open_output_folder(
         if contents:
             raise OutputFolderError(
                 f"The output folder {path} is not empty ({_folder_listing(contents)}) and has no {MANIFEST_NAME}, so "
-                f"`{tool}` cannot tell its own files from yours (outputs of versions that wrote no manifest included) "
-                "and will not write there. Choose another output folder, or remove this one yourself if nothing in "
-                "it is needed."
+                f"`{tool}` cannot tell its own files from yours and writes nothing there; an output of an earlier "
+                "version, which wrote no manifest, is refused the same way. Choose another output folder, or remove "
+                "this one yourself if nothing in it is needed."
             )
         return OutputFolder(path, tool, {}, manifest_written=False)
     folder = OutputFolder(path, tool, _read_manifest(manifest_path, tool), manifest_written=True)

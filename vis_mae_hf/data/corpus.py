@@ -130,15 +130,21 @@ def iter_input_files(
     hints = {Path(path).resolve(): imaging_modality(modality) for path, modality in (modality_hints or {}).items()}
     default_modality = None if default_modality is None else imaging_modality(default_modality)
     excluded = {Path(path).resolve() for path in exclude}
-    for root in inputs:
-        root = Path(root).resolve()
-        if not root.exists():
-            raise FileNotFoundError(f"Corpus input {root} does not exist.")
+    for root in _existing_inputs(inputs):
         hint = hints.get(root, default_modality)
         if root.is_file():
             yield InputFile(str(root), hint)
             continue
         yield from _walk(root, hint, excluded, walked=set())
+
+
+def _existing_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """The inputs, resolved; all of them must exist (checked before anything is written)."""
+    resolved = [Path(path).resolve() for path in inputs]
+    missing = [str(path) for path in resolved if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"Corpus input {', '.join(missing)} does not exist.")
+    return resolved
 
 
 def _walk(folder: Path, hint: str | None, excluded: set[Path], walked: set[Path]) -> Iterator[InputFile]:
@@ -378,7 +384,7 @@ def build_corpus(
             f"{shard_size}, {num_workers}, {image_size}."
         )
     preprocessing = preprocessing or ModalityPreprocessing()
-    folder = open_output_folder(output_dir, CORPUS_TOOL, inputs=inputs, resume=True)
+    folder = open_output_folder(output_dir, CORPUS_TOOL, inputs=_existing_inputs(inputs), resume=True)
     options = json.loads(
         json.dumps(
             {
@@ -419,8 +425,8 @@ def _check_or_record_options(folder: OutputFolder, options: dict) -> None:
     if previous != options:
         differing = sorted(key for key in options if previous.get(key) != options[key])
         raise FileExistsError(
-            f"{folder.path} holds a corpus built with other options ({', '.join(differing)}); use another --output, "
-            "or run again with the options it was built with."
+            f"{folder.path} holds a corpus built with other options ({', '.join(differing)}); run again with the "
+            "options it was built with, use another --output, or remove this folder yourself to rebuild."
         )
 
 
