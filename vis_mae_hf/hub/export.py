@@ -264,8 +264,8 @@ def export_repository(
     if not model_path.exists():
         raise ExportError(f"--model {model_path} does not exist.")
     _check_license(license, license_name, license_link)
-    inputs = _export_inputs(model_path, training_summary, evaluation, card_template)
-    folder = open_output_folder(output, EXPORT_TOOL, inputs=inputs, overwrite=overwrite, previous_output="an export")
+    read = _export_inputs(model_path, training_summary, evaluation, card_template)
+    folder = open_output_folder(output, EXPORT_TOOL, inputs=read, overwrite=overwrite, previous_output="an export")
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.staging-", dir=output.parent) as staging:
         staging = Path(staging)
