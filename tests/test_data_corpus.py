@@ -13,6 +13,8 @@ from pydicom.data import get_testdata_file
 from test_data_support import noise_image, pet_series, save_nifti, save_png
 
 from vis_mae_hf.data.corpus import (
+    CORPUS_TOOL,
+    NOT_WALKED,
     build_corpus,
     iter_input_files,
     load_corpus,
@@ -24,6 +26,7 @@ from vis_mae_hf.data.modality_preprocessing import (
     modality_from_path,
     read_images,
 )
+from vis_mae_hf.output_folders import open_output_folder
 
 
 def _testdata(name: str) -> Path:
@@ -98,16 +101,20 @@ def test_corpus_resumes_after_an_interruption(mixed_folder, tmp_path):
     build_corpus([mixed_folder], output, shard_size=3, progress=False)
     shards = sorted(output.glob("shard-*.json"))
     assert len(shards) >= 3
-    # Interrupt: the last two shards never finished (their parquet and sidecar are gone), a temp file is left.
+    # Interrupt: the last two shards never finished (their parquet and sidecar are gone), and a shard being written
+    # left its temporary file, which the builder entered in the manifest before creating it.
     for sidecar in shards[-2:]:
         sidecar.unlink()
         sidecar.with_suffix(".parquet").unlink(missing_ok=True)
+    open_output_folder(output, CORPUS_TOOL, resume=True).claim("shard-99999.parquet.tmp")
     (output / "shard-99999.parquet.tmp").write_bytes(b"partial")
+    (output / "shard-99998.parquet.tmp").write_bytes(b"the user's")  # not in the manifest: never touched
     (output / "corpus_summary.json").unlink()
     stamp = shards[0].stat().st_mtime_ns
     resumed = build_corpus([mixed_folder], output, shard_size=3, progress=False)
     assert shards[0].stat().st_mtime_ns == stamp  # finished shards were not redone
-    assert not list(output.glob("*.tmp"))
+    assert [path.name for path in output.glob("*.tmp")] == ["shard-99998.parquet.tmp"]
+    assert (output / "shard-99998.parquet.tmp").read_bytes() == b"the user's"
     assert resumed["images_by_modality"] == complete["images_by_modality"]
     assert resumed["skipped"] == complete["skipped"]
     rows = load_corpus(output)
@@ -120,7 +127,7 @@ def test_corpus_resumes_after_an_interruption(mixed_folder, tmp_path):
     save_png(mixed_folder / "US" / "a_new_frame.png", noise_image(3))
     for sidecar in sorted(output.glob("shard-*.json"))[-1:]:
         sidecar.unlink()
-    with pytest.raises(RuntimeError, match="inputs changed"):
+    with pytest.raises(ValueError, match="inputs changed"):
         build_corpus([mixed_folder], output, shard_size=3, progress=False)
 
 
@@ -145,6 +152,32 @@ def test_modality_hints_and_walk_order(tmp_path):
     assert modality_from_path(Path("/data/pt_017/x.png")) is None  # a patient folder, not PET
     summary = build_corpus([tmp_path / "a"], tmp_path / "out", default_modality="MRI", progress=False)
     assert summary["images_by_modality"]["MR"] == 2
+
+
+def test_linked_sub_folders_are_walked_once_and_what_is_not_walked_is_reported(tmp_path):
+    """A linked sub-folder is read like any other; a link back up (a cycle), a second link to a folder already read
+    and a broken link are listed as skipped, never silently dropped."""
+    save_png(tmp_path / "elsewhere" / "US" / "linked.png", noise_image(0))
+    save_png(tmp_path / "export" / "US" / "own.png", noise_image(1))
+    (tmp_path / "export" / "b_linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "export" / "c_again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "export" / "US" / "loop").symlink_to(tmp_path / "export", target_is_directory=True)
+    (tmp_path / "export" / "dangling.png").symlink_to(tmp_path / "gone.png")
+    files = list(iter_input_files([tmp_path / "export"]))
+    read = [Path(f.path).relative_to(tmp_path).as_posix() for f in files if f.not_walked is None]
+    assert read == ["export/US/own.png", "export/b_linked/US/linked.png"]
+    not_walked = {Path(f.path).name: f.not_walked for f in files if f.not_walked is not None}
+    assert set(not_walked) == {"dangling.png", "loop", "c_again"}
+    assert not_walked["loop"] == (
+        f"folder not walked: it is {tmp_path / 'export'}, already walked under this input (a link cycle, or a second "
+        "link to one folder)"
+    )
+    assert not_walked["dangling.png"] == f"broken link to {tmp_path / 'gone.png'}"
+
+    summary = build_corpus([tmp_path / "export"], tmp_path / "corpus", progress=False)
+    assert summary["images_by_modality"]["US"] == 2
+    assert summary["skipped_by_category"] == {NOT_WALKED: 3}
+    assert {Path(entry["path"]).name for entry in summary["skipped"]} == {"dangling.png", "loop", "c_again"}
 
 
 def test_ct_without_a_header_window_takes_the_corpus_window():

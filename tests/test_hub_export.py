@@ -31,6 +31,7 @@ from vis_mae_hf.hub import (
     validate_repository,
 )
 from vis_mae_hf.hub.card import default_template_path
+from vis_mae_hf.hub.push import repository_files
 from vis_mae_hf.hub.remote_code import (
     CONFIG_AUTO_MAP,
     IMAGE_PROCESSOR_AUTO_MAP,
@@ -38,6 +39,7 @@ from vis_mae_hf.hub.remote_code import (
 )
 from vis_mae_hf.hub.validation import UNFILLED_PLACEHOLDER
 from vis_mae_hf.image_processing_vis_mae import apply_window
+from vis_mae_hf.output_folders import MANIFEST_NAME, OutputFolderError
 from vis_mae_hf.recipes import RECIPES, get_recipe
 from vis_mae_hf.vocabulary import PRETRAINING
 
@@ -82,11 +84,8 @@ def run_dir(tmp_path):
 
 
 def file_digests(directory):
-    return {
-        path.relative_to(directory).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file()
-    }
+    """The repository's files (what a push uploads) -> sha256."""
+    return {name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in repository_files(directory)}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -96,8 +95,10 @@ def test_export_writes_weights_full_auto_maps_code_and_card(run_dir, tmp_path):
     repo = export_repository(run_dir, "mr", tmp_path / "repo", repo_id="org/vis-mae-mr")
     assert sorted(p.name for p in repo.iterdir()) == sorted(
         ["README.md", "config.json", "model.safetensors", "preprocessor_config.json", "training_summary.json",
-         "reconstruction.png", *REMOTE_CODE_FILES]
+         "reconstruction.png", *REMOTE_CODE_FILES, MANIFEST_NAME]
     )
+    # the manifest (hidden: never pushed) lists exactly the repository's files, the ones a re-export may replace
+    assert sorted(json.loads((repo / MANIFEST_NAME).read_text())["files"]) == repository_files(repo)
     config = json.loads((repo / "config.json").read_text())
     assert config["auto_map"] == CONFIG_AUTO_MAP
     assert config["architectures"] == ["VisMaeForPreTraining"]
@@ -255,10 +256,12 @@ def test_export_never_clobbers_an_unrelated_folder(tmp_path, run_dir):
     precious = tmp_path / "precious"
     precious.mkdir()
     (precious / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match="exists and is not empty; pass overwrite=True"):
-        export_repository(run_dir, "mr", precious)
-    with pytest.raises(ExportError, match="is not a previous VIS-MAE export; refusing to delete it"):
-        export_repository(run_dir, "mr", precious, overwrite=True)
+    for overwrite in (False, True):
+        with pytest.raises(OutputFolderError, match=r"is not empty \(holds notes.txt\) and has no .vis-mae-outputs"):
+            export_repository(run_dir, "mr", precious, overwrite=overwrite)
+    export_repository(run_dir, "mr", tmp_path / "earlier")
+    with pytest.raises(OutputFolderError, match="holds an export of `vis-mae hub export` .*; pass --overwrite"):
+        export_repository(run_dir, "mr", tmp_path / "earlier")
     assert (precious / "notes.txt").read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging left behind
 

@@ -46,6 +46,7 @@ from vis_mae_hf.hub.remote_loading import (
     probe_image,
     remote_code_loading_problems,
 )
+from vis_mae_hf.output_folders import MANIFEST_NAME
 
 REPO_ID = "org/vis-mae-mr"
 
@@ -164,7 +165,10 @@ def test_push_uploads_exactly_the_validated_files_in_one_commit(tmp_path, fake_h
     assert len(fake_hub.commits) == 1 and commit.oid == fake_hub.commits[0]["sha"]
     assert fake_hub.commits[0]["message"] == "Publish VIS-MAE-MR (demonstration weights) with vis-mae-hf 0.1.0"
     uploaded = fake_hub.folder(REPO_ID)
-    local = sorted(p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file())
+    # every file but the export's manifest, which is hidden and stays local
+    local = sorted(
+        p.relative_to(export).as_posix() for p in export.rglob("*") if p.is_file() and p.name != MANIFEST_NAME
+    )
     assert sorted(p.relative_to(uploaded).as_posix() for p in uploaded.rglob("*") if p.is_file()) == local
     assert all((uploaded / name).read_bytes() == (export / name).read_bytes() for name in local)
 

@@ -11,7 +11,13 @@ Output layout (`OUTPUT`):
     data/train-00000-of-00001.parquet ...     (`--format parquet`, read with `load_dataset("parquet", ...)`)
     vis_mae_conversion.json                   what was converted, with which options, the summary
     folds.json                                seed, method, fold of every patient, counts per fold
+    .vis-mae-outputs.json                     the manifest of the files above (`vis_mae_hf.output_folders`)
 `load_converted(OUTPUT)` reads either format.
+
+`OUTPUT` is a new or empty folder, or an earlier conversion of this command (its manifest says so): an identical
+request reuses it, a different one replaces it only with `overwrite` (`--overwrite`), and then only the files the
+manifest lists are removed; whatever else the user keeps in the folder stays. A source inside `OUTPUT`, or `OUTPUT`
+inside the source, is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, ClassVar
 
 from tqdm.auto import tqdm
 
+from ..output_folders import check_apart, open_output_folder
 from ..vocabulary import DATASET_TASKS, SEGMENTATION
 from .features import build_features
 from .folds import NOT_IN_CROSS_VALIDATION, FoldAssignment, assign_patient_folds
@@ -39,6 +46,7 @@ CONVERSION_METADATA_FILE = "vis_mae_conversion.json"
 FOLDS_FILE = "folds.json"
 # Bumped when the rows a converter produces change, so an old output is not silently reused.
 CONVERSION_FORMAT_VERSION = 1
+CONVERSION_TOOL = "vis-mae data convert"  # the command named in the output folder's manifest
 SPLITS = ("train", "validation", "test")
 _PARQUET_SHARD_BYTES = 256 * 1024 * 1024
 
@@ -154,8 +162,10 @@ def convert_source(
     """Convert the publisher's tree at `source_dir` into a dataset at `output_dir`.
 
     Idempotent: when `output_dir` already holds a finished conversion with the same source, options, seed, folds
-    and format, it is reused as is. Output is written to a temporary sibling and moved into place at the end, so an
-    interrupted run never leaves a half-written dataset that looks finished.
+    and format, it is reused as is. Output is written to a temporary sibling and moved into place at the end (the
+    metadata file, which marks a conversion finished, last), so an interrupted run never leaves a half-written dataset
+    that looks finished. `overwrite` replaces an earlier conversion of this command, removing only the files its
+    manifest lists; any other non-empty folder, and an output inside the source or around it, is refused.
     """
     if converter.task not in DATASET_TASKS:
         raise ValueError(f"{type(converter).__name__}.task must be one of {DATASET_TASKS}, got {converter.task!r}.")
@@ -165,6 +175,7 @@ def convert_source(
     if not source_dir.is_dir():
         raise FileNotFoundError(f"Source directory {source_dir} for {converter.name!r} does not exist.")
     output_dir = Path(output_dir).expanduser().resolve()
+    check_apart(output_dir, [source_dir])
     request = {
         "format_version": CONVERSION_FORMAT_VERSION,
         "source": converter.name,
@@ -175,12 +186,16 @@ def convert_source(
         "output_format": output_format,
     }
     request = json.loads(json.dumps(request, default=str))  # compare as it will read back (tuples -> lists)
-    existing = _reusable_conversion(output_dir, request, overwrite)
-    if existing is not None:
+    existing = _existing_conversion(output_dir)
+    if existing is not None and not overwrite and all(existing.get(key) == value for key, value in request.items()):
         if progress:
             print(f"{output_dir} already holds this conversion; nothing to do.")
             print(format_summary(existing["summary"]))
         return ConversionResult(output_dir, existing["summary"], reused=True)
+    previous_output = _described(existing, request)
+    folder = open_output_folder(
+        output_dir, CONVERSION_TOOL, inputs=[source_dir], overwrite=overwrite, previous_output=previous_output
+    )
 
     cases = _listed_cases(converter, source_dir)
     assignment = converter.assign_folds([case for case in cases if case.split == "train"], n_folds=n_folds, seed=seed)
@@ -190,9 +205,7 @@ def convert_source(
         summary = _write_conversion(
             converter, cases, source_dir, assignment, request, staging, num_proc=num_proc, progress=progress
         )
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        (staging / "out").rename(output_dir)
+        folder.install(staging / "out", last=[CONVERSION_METADATA_FILE])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if progress:
@@ -200,25 +213,12 @@ def convert_source(
     return ConversionResult(output_dir, summary, reused=False)
 
 
-def _reusable_conversion(output_dir: Path, request: dict, overwrite: bool) -> dict | None:
-    """The metadata of the finished conversion at `output_dir` when it is this very request; None when the folder
-    may be written. A different conversion (without `overwrite`) or a foreign non-empty folder is an error."""
-    existing = _existing_conversion(output_dir)
-    if existing is not None:
-        if overwrite:
-            return None
-        if all(existing.get(key) == value for key, value in request.items()):
-            return existing
-        differing = sorted(key for key, value in request.items() if existing.get(key) != value)
-        raise FileExistsError(
-            f"{output_dir} holds a different conversion (differs in {', '.join(differing)}); "
-            "choose another --output or pass --overwrite to replace it."
-        )
-    if output_dir.exists() and any(output_dir.iterdir()):
-        raise FileExistsError(
-            f"{output_dir} exists, is not empty and is not a vis-mae conversion; refusing to write into it."
-        )
-    return None
+def _described(existing: dict | None, request: dict) -> str:
+    """How a refusal names the earlier conversion in the output folder."""
+    if existing is None:
+        return "an unfinished conversion"
+    differing = sorted(key for key, value in request.items() if existing.get(key) != value)
+    return f"a different conversion (differs in {', '.join(differing)})" if differing else "this conversion"
 
 
 def _listed_cases(converter: SourceConverter, source_dir: Path) -> list[Case]:

@@ -17,10 +17,22 @@ as an image), `modality` (CT, MR, PET, XRAY, US), `source_path` (the file, as fo
 (frame of a multi-frame DICOM or axial slice of a volume, -1 for single images) and `height`/`width` (the size of
 the source image before letterboxing).
 
-Resumable: a shard with its sidecar is finished. A re-run with the same inputs and options skips the files the
-finished shards consumed (checking the walk still reaches the same file at that point) and goes on from there; a
-run that finished only re-prints its summary. `load_corpus(dir, modality="generic"|"ct"|"mr"|...)` gives the
-Generic corpus or one modality's, as a `Dataset` or, with `streaming=True`, an `IterableDataset`.
+The output folder is the builder's own (`vis_mae_hf.output_folders`): a new or empty folder, or one whose
+`.vis-mae-outputs.json` manifest says this builder made it. Any other non-empty folder is refused (a user's webdataset
+`shard-*` files stay untouched), and so is an output inside an input or an input inside the output. The builder only
+ever removes or writes over files its manifest lists.
+
+Resumable, through the manifest: a shard whose parquet and sidecar the manifest records is finished. A re-run with the
+same inputs and options skips the files the finished shards consumed (checking the walk still reaches the same file at
+that point) and goes on from there, after removing the unfinished shard files the manifest lists; a run that finished
+only re-prints its summary.
+
+Symbolic links: linked files and linked sub-folders are followed. Each real folder is walked once per input: a link
+that leads back to a folder already walked (a cycle, or a second link to the same folder) is not followed again, and
+it is listed among the skipped entries, as are folders that cannot be listed, broken links and special files.
+
+`load_corpus(dir, modality="generic"|"ct"|"mr"|...)` gives the Generic corpus or one modality's, as a `Dataset` or,
+with `streaming=True`, an `IterableDataset`.
 """
 
 from __future__ import annotations
@@ -36,6 +48,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..output_folders import OutputFolder, open_output_folder
 from ..vocabulary import (
     GENERIC,
     IMAGING_MODALITIES,
@@ -52,6 +65,8 @@ from .modality_preprocessing import (
 
 CORPUS_SUMMARY_FILE = "corpus_summary.json"
 CORPUS_OPTIONS_FILE = "corpus_options.json"
+CORPUS_TOOL = "vis-mae data corpus"  # the command named in the output folder's manifest
+NOT_WALKED = "not walked"  # the skipped-category of folders, links and special files the walk did not read
 _SHARD_STEM = "shard-{:05d}"
 # Files that are obviously not images are counted, not listed as skipped: a clinical export is full of them.
 _NON_IMAGE_SUFFIXES = {
@@ -80,8 +95,11 @@ def corpus_features():
 
 @dataclass(frozen=True)
 class InputFile:
+    """A file to read, or (with `not_walked`) an entry of the inputs that was not read, and why."""
+
     path: str
     modality_hint: str | None
+    not_walked: str | None = None
 
 
 @dataclass
@@ -105,44 +123,75 @@ def iter_input_files(
 ) -> Iterator[InputFile]:
     """Every file under `inputs`, in a reproducible order, with the modality hint of its input.
 
-    Hidden entries (starting with ".") and the `exclude` folders (e.g. the output inside an input) are skipped.
+    Hidden entries (starting with ".") are skipped. Linked sub-folders are followed, each real folder once per input;
+    a folder not walked (a link cycle, a second link to a folder, the `exclude` folders, a folder that cannot be
+    listed), a broken link or a special file comes as an `InputFile` with `not_walked` saying why.
     """
     hints = {Path(path).resolve(): imaging_modality(modality) for path, modality in (modality_hints or {}).items()}
     default_modality = None if default_modality is None else imaging_modality(default_modality)
     excluded = {Path(path).resolve() for path in exclude}
-    for root in inputs:
-        root = Path(root).resolve()
-        if not root.exists():
-            raise FileNotFoundError(f"Corpus input {root} does not exist.")
+    for root in _existing_inputs(inputs):
         hint = hints.get(root, default_modality)
         if root.is_file():
             yield InputFile(str(root), hint)
             continue
-        yield from _walk(root, hint, excluded)
+        yield from _walk(root, hint, excluded, walked=set())
 
 
-def _walk(folder: Path, hint: str | None, excluded: set[Path]) -> Iterator[InputFile]:
+def _existing_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """The inputs, resolved; all of them must exist (checked before anything is written)."""
+    resolved = [Path(path).resolve() for path in inputs]
+    missing = [str(path) for path in resolved if not path.exists()]
+    if missing:
+        raise FileNotFoundError(f"Corpus input {', '.join(missing)} does not exist.")
+    return resolved
+
+
+def _walk(folder: Path, hint: str | None, excluded: set[Path], walked: set[Path]) -> Iterator[InputFile]:
+    """Depth first, entries sorted per folder; `walked` holds the real folders already read under this input."""
+    real_folder = folder.resolve()
+    if real_folder in excluded:
+        yield InputFile(str(folder), hint, not_walked=f"folder not walked: it is {real_folder}, excluded")
+        return
+    if real_folder in walked:
+        why = "already walked under this input (a link cycle, or a second link to one folder)"
+        yield InputFile(str(folder), hint, not_walked=f"folder not walked: it is {real_folder}, {why}")
+        return
+    walked.add(real_folder)
     try:
         with os.scandir(folder) as scanner:
             entries = sorted((entry for entry in scanner if not entry.name.startswith(".")), key=lambda e: e.name)
-    except PermissionError:
+    except OSError as error:
+        yield InputFile(str(folder), hint, not_walked=f"folder cannot be listed: {error.strerror or error}")
         return
     subfolders = []
     for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
+        if _is_folder(entry):
             subfolders.append(Path(entry.path))
         elif entry.is_file():
             yield InputFile(entry.path, hint)
+        elif entry.is_symlink():
+            yield InputFile(entry.path, hint, not_walked=f"broken link to {os.readlink(entry.path)}")
+        else:  # a FIFO would block the reader forever; sockets and devices hold no image
+            yield InputFile(entry.path, hint, not_walked="not a regular file (a pipe, socket or device)")
     del entries  # only this folder's listing was in memory; release it before descending
     for subfolder in subfolders:
-        if subfolder.resolve() not in excluded:
-            yield from _walk(subfolder, hint, excluded)
+        yield from _walk(subfolder, hint, excluded, walked)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows a link: a linked sub-folder is walked like any other
+    except OSError:
+        return False
 
 
 def process_file(task: tuple[InputFile, ModalityPreprocessing, int]) -> FileResult:
     """Worker: one file -> its letterboxed PNG rows (or why it has none). Never raises for a bad file."""
 
     input_file, preprocessing, image_size = task
+    if input_file.not_walked is not None:
+        return FileResult(input_file.path, [], skipped_reason=input_file.not_walked, skipped_category=NOT_WALKED)
     path = Path(input_file.path)
     name = path.name.lower()
     compressed_non_nifti = name.endswith(".gz") and not name.endswith(".nii.gz")  # .tar.gz, .csv.gz, ...
@@ -197,8 +246,8 @@ def _ordered_results(tasks: Iterator, num_workers: int) -> Iterator[FileResult]:
 class _ShardWriter:
     """Rows of one shard, streamed to `shard-XXXXX.parquet.tmp` in row groups, renamed when complete."""
 
-    def __init__(self, output_dir: Path, index: int, schema):
-        self.output_dir, self.index, self.schema = output_dir, index, schema
+    def __init__(self, folder: OutputFolder, index: int, schema):
+        self.folder, self.index, self.schema = folder, index, schema
         self.stem = _SHARD_STEM.format(index)
         self.rows = 0
         self.buffer: list[dict] = []
@@ -209,6 +258,11 @@ class _ShardWriter:
         self.ignored = 0
         self.files = 0
         self.last_file: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """The files this shard may write: entered in the manifest before the first of them is created."""
+        return [f"{self.stem}{suffix}" for suffix in (".parquet", ".parquet.tmp", ".json", ".json.tmp")]
 
     def add(self, result: FileResult) -> None:
         self.files += 1
@@ -234,15 +288,18 @@ class _ShardWriter:
         if not self.buffer:
             return
         if self.writer is None:
-            self.writer = pq.ParquetWriter(self.output_dir / f"{self.stem}.parquet.tmp", self.schema)
+            self.folder.claim(*self.names)
+            self.writer = pq.ParquetWriter(self.folder.path / f"{self.stem}.parquet.tmp", self.schema)
         self.writer.write_table(pa.Table.from_pylist(self.buffer, schema=self.schema))
         self.buffer = []
 
     def close(self, files_consumed: int) -> dict:
         self._flush()
+        self.folder.claim(*self.names)
+        output_dir = self.folder.path
         if self.writer is not None:
             self.writer.close()
-            os.replace(self.output_dir / f"{self.stem}.parquet.tmp", self.output_dir / f"{self.stem}.parquet")
+            os.replace(output_dir / f"{self.stem}.parquet.tmp", output_dir / f"{self.stem}.parquet")
         sidecar = {
             "shard": self.index,
             "rows": self.rows,
@@ -254,7 +311,8 @@ class _ShardWriter:
             "ignored_non_image_files": self.ignored,
             "skipped": self.skipped,
         }
-        _write_json_atomically(self.output_dir / f"{self.stem}.json", sidecar)
+        _write_json_atomically(output_dir / f"{self.stem}.json", sidecar)
+        self.folder.record(*self.names)
         return sidecar
 
 
@@ -264,29 +322,35 @@ def _write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(temporary, path)
 
 
-def _finished_shards(output_dir: Path) -> list[dict]:
-    """Sidecars of the finished shards 0..k-1 (stops at the first gap: later ones are redone)."""
+def _finished_shards(folder: OutputFolder) -> list[dict]:
+    """Sidecars of the finished shards 0..k-1, as the manifest records them (stops at the first gap: later ones are
+    redone)."""
     finished = []
     while True:
         stem = _SHARD_STEM.format(len(finished))
-        sidecar_path = output_dir / f"{stem}.json"
-        if not sidecar_path.is_file():
+        if not folder.is_recorded(f"{stem}.json"):
             return finished
-        sidecar = json.loads(sidecar_path.read_text())
-        if sidecar["rows"] and not (output_dir / f"{stem}.parquet").is_file():
+        sidecar = json.loads((folder.path / f"{stem}.json").read_text())
+        if sidecar["rows"] and not folder.is_recorded(f"{stem}.parquet"):
             return finished
         finished.append(sidecar)
 
 
-def _remove_unfinished(output_dir: Path, first_unfinished: int) -> None:
-    for path in output_dir.glob("shard-*"):
-        stem = path.name.split(".", 1)[0]
+def _remove_unfinished(folder: OutputFolder, first_unfinished: int) -> None:
+    """Remove the shard files of an interrupted run (the manifest's, from `first_unfinished` on, and temporary
+    ones) and the summary; files the manifest does not list are never touched."""
+    unfinished = [CORPUS_SUMMARY_FILE] if CORPUS_SUMMARY_FILE in folder.files else []
+    for name in folder.files:
+        stem = name.split(".", 1)[0]
+        if not stem.startswith("shard-"):
+            continue
         try:
             index = int(stem.split("-", 1)[1])
-        except (IndexError, ValueError):
+        except ValueError:
             continue
-        if index >= first_unfinished or path.name.endswith(".tmp"):
-            path.unlink()
+        if index >= first_unfinished or name.endswith(".tmp"):
+            unfinished.append(name)
+    folder.remove(*unfinished)
 
 
 def build_corpus(
@@ -320,8 +384,7 @@ def build_corpus(
             f"{shard_size}, {num_workers}, {image_size}."
         )
     preprocessing = preprocessing or ModalityPreprocessing()
-    output_dir = Path(output_dir).resolve()
-    output_dir.mkdir(parents=True, exist_ok=True)
+    folder = open_output_folder(output_dir, CORPUS_TOOL, inputs=_existing_inputs(inputs), resume=True)
     options = json.loads(
         json.dumps(
             {
@@ -334,38 +397,36 @@ def build_corpus(
             }
         )
     )
-    _check_or_record_options(output_dir, options)
-    finished = _finished_shards(output_dir)
-    _remove_unfinished(output_dir, len(finished))
-    (output_dir / CORPUS_SUMMARY_FILE).unlink(missing_ok=True)
+    _check_or_record_options(folder, options)
+    finished = _finished_shards(folder)
+    _remove_unfinished(folder, len(finished))
     if input_files is None:
         input_files = iter_input_files(
-            inputs, modality_hints=modality_hints, default_modality=default_modality, exclude=[output_dir]
+            inputs, modality_hints=modality_hints, default_modality=default_modality, exclude=[folder.path]
         )
-    files = _files_after_finished_shards(iter(input_files), finished, output_dir)
+    files = _files_after_finished_shards(iter(input_files), finished, folder.path)
     started = time.perf_counter()
     tasks = ((input_file, preprocessing, image_size) for input_file in files)
-    _write_shards(tasks, output_dir, finished, shard_size=shard_size, num_workers=num_workers, progress=progress)
+    _write_shards(tasks, folder, finished, shard_size=shard_size, num_workers=num_workers, progress=progress)
     summary = _summarize(finished, options)
     summary["seconds_this_run"] = round(time.perf_counter() - started, 3)
-    _write_json_atomically(output_dir / CORPUS_SUMMARY_FILE, summary)
+    folder.write_text(CORPUS_SUMMARY_FILE, json.dumps(summary, indent=1))
     if progress:
         print(format_corpus_summary(summary))
     return summary
 
 
-def _check_or_record_options(output_dir: Path, options: dict) -> None:
+def _check_or_record_options(folder: OutputFolder, options: dict) -> None:
     """A corpus resumes only with the options it was started with; a new one records them."""
-    options_path = output_dir / CORPUS_OPTIONS_FILE
-    if not options_path.is_file():
-        _write_json_atomically(options_path, options)
+    if not folder.is_recorded(CORPUS_OPTIONS_FILE):
+        folder.write_text(CORPUS_OPTIONS_FILE, json.dumps(options, indent=1))
         return
-    previous = json.loads(options_path.read_text())
+    previous = json.loads((folder.path / CORPUS_OPTIONS_FILE).read_text())
     if previous != options:
         differing = sorted(key for key in options if previous.get(key) != options[key])
         raise FileExistsError(
-            f"{output_dir} holds a corpus built with other options ({', '.join(differing)}); use another --output "
-            "or delete it."
+            f"{folder.path} holds a corpus built with other options ({', '.join(differing)}); run again with the "
+            "options it was built with, use another --output, or remove this folder yourself to rebuild."
         )
 
 
@@ -378,20 +439,20 @@ def _files_after_finished_shards(files: Iterator[InputFile], finished: list[dict
         if last_skipped is None:
             break
     if consumed and (last_skipped is None or last_skipped.path != finished[-1]["last_file"]):
-        raise RuntimeError(
+        raise ValueError(
             f"Cannot resume {output_dir}: the inputs changed since its shards were written (file {consumed} is now "
-            f"{last_skipped.path if last_skipped else 'missing'}, was {finished[-1]['last_file']}). Delete the "
-            "output folder to rebuild."
+            f"{last_skipped.path if last_skipped else 'missing'}, was {finished[-1]['last_file']}). Build into "
+            "another --output folder, or remove this one yourself to rebuild."
         )
     return files
 
 
-def _write_shards(tasks, output_dir: Path, finished: list[dict], *, shard_size, num_workers, progress) -> None:
+def _write_shards(tasks, folder: OutputFolder, finished: list[dict], *, shard_size, num_workers, progress) -> None:
     """Process `tasks` in order into shards after the `finished` ones, appending each new shard's sidecar."""
 
     schema = corpus_features().arrow_schema
     consumed = finished[-1]["files_consumed"] if finished else 0
-    shard = _ShardWriter(output_dir, len(finished), schema)
+    shard = _ShardWriter(folder, len(finished), schema)
     bar = tqdm(desc="corpus", unit="file", initial=consumed, disable=not progress)
     images = sum(sidecar["rows"] for sidecar in finished)
     try:
@@ -403,7 +464,7 @@ def _write_shards(tasks, output_dir: Path, finished: list[dict], *, shard_size, 
             bar.set_postfix(images=images, refresh=False)
             if shard.rows >= shard_size:
                 finished.append(shard.close(consumed))
-                shard = _ShardWriter(output_dir, len(finished), schema)
+                shard = _ShardWriter(folder, len(finished), schema)
         if shard.files:
             finished.append(shard.close(consumed))
     finally:

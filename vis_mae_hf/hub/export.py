@@ -7,6 +7,10 @@ variant's input settings, the flat code files for `trust_remote_code=True`, `REA
 `MODEL_CARD.md`, and the records the card was written from (`training_summary.json`, `evaluation_summary.json`,
 `reconstruction.png` when the run wrote one). The same inputs give byte-identical files: nothing depends on the clock,
 the machine or dict ordering that the inputs do not fix.
+
+The folder is the export's own (`vis_mae_hf.output_folders`): a new or empty folder, or an earlier export whose
+`.vis-mae-outputs.json` manifest lists what it wrote. `overwrite` replaces only those files, so a git clone of an
+export keeps its `.git/` and every file the user added; any other non-empty folder is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from .. import __version__
 from ..image_processing_vis_mae import VisMaeImageProcessor
 from ..modeling_vis_mae import VisMaeForPreTraining
+from ..output_folders import open_output_folder
 from ..recipes import get_recipe
 from ..vocabulary import PRETRAINING
 from ..weights.published import convert_checkpoint
@@ -36,6 +41,7 @@ RECONSTRUCTION_NAME = "reconstruction.png"
 PROCESSOR_NAME = "preprocessor_config.json"
 PROCESSOR_TYPES = ("VisMaeImageProcessor", "VisMaeImageProcessorPil")
 EXPORTED_ARCHITECTURE = "VisMaeForPreTraining"
+EXPORT_TOOL = "vis-mae hub export"  # the command named in the output folder's manifest
 
 
 class ExportError(ValueError):
@@ -140,25 +146,11 @@ def _conversion_source(model_dir: Path) -> str | None:
     return Path(source).name if source else "a published checkpoint"
 
 
-def _replace_output(staged: Path, output: Path, overwrite: bool) -> None:
-    if output.exists() and (output.is_file() or any(output.iterdir())):
-        if not overwrite:
-            raise ExportError(f"{output} exists and is not empty; pass overwrite=True (--overwrite) to replace it.")
-        config = output / "config.json"
-        is_export = (
-            output.is_dir()
-            and (output / "README.md").is_file()
-            and config.is_file()
-            and json.loads(config.read_text(encoding="utf-8")).get("model_type") == "vis_mae"
-        )
-        if not is_export:
-            raise ExportError(
-                f"{output} is not a previous VIS-MAE export; refusing to delete it. Choose another --output."
-            )
-        shutil.rmtree(output)
-    elif output.exists():
-        output.rmdir()
-    staged.rename(output)
+def _export_inputs(model_path: Path, *records: str | Path | dict | None) -> list[Path]:
+    """What an export reads: the checkpoint file, or the files of the model folder, and the record files given.
+    (A folder inside the model folder, such as pretraining's `hub_repository`, reads none of them.)"""
+    files = [model_path] if model_path.is_file() else [path for path in model_path.iterdir() if path.is_file()]
+    return files + [Path(record) for record in records if isinstance(record, (str, Path))]
 
 
 @dataclass
@@ -245,8 +237,8 @@ def export_repository(
             directory) or a checkpoint file written by the published VIS-MAE pretraining code (`.pth`), which is
             converted first.
         variant: generic, ct, mr, pet, xray or us; must match the training summary's modality.
-        output: the repository folder to create. It must not exist or be empty, unless `overwrite` and it is a
-            previous export.
+        output: the repository folder to write: a new or empty folder, or with `overwrite` an earlier export (only
+            the files its manifest lists are replaced; `.git/` and the user's other files stay).
         repo_id: the Hub id the card's examples load from ("org/vis-mae-mr"); default
             "<your-namespace>/vis-mae-<variant>" (the push refuses a card that does not name its repository, so export
             again with the real id).
@@ -265,16 +257,18 @@ def export_repository(
 
     Raises:
         ExportError, SummaryError, CardTemplateError: with the input named and what was expected.
+        OutputFolderError: `output` is not the export's to write (see the module docstring).
     """
     spec = get_variant(variant)
     model_path, output = Path(model), Path(output)
     if not model_path.exists():
         raise ExportError(f"--model {model_path} does not exist.")
     _check_license(license, license_name, license_link)
+    read = _export_inputs(model_path, training_summary, evaluation, card_template)
+    folder = open_output_folder(output, EXPORT_TOOL, inputs=read, overwrite=overwrite, previous_output="an export")
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.staging-", dir=output.parent) as staging:
         staging = Path(staging)
-        converted_from = None
         if model_path.is_file():
             model_dir = staging / "converted"
             convert_checkpoint(model_path, PRETRAINING, model_dir)
@@ -297,5 +291,5 @@ def export_repository(
             has_reconstruction=(repo / RECONSTRUCTION_NAME).is_file(), converted_from=converted_from,
         )
         (repo / "README.md").write_text(render_model_card(inputs, card_template), encoding="utf-8", newline="\n")
-        _replace_output(repo, output, overwrite)
+        folder.install(repo, last=["README.md"])
     return output

@@ -19,6 +19,7 @@ import json
 import math
 import numbers
 import re
+import tempfile
 from pathlib import Path
 
 import torch
@@ -34,6 +35,7 @@ from ..modeling_vis_mae import (
     VisMaePreTrainedModel,
     relative_position_index,
 )
+from ..output_folders import open_output_folder
 from ..recipes import get_recipe
 from ..vocabulary import CLASSIFICATION, PRETRAINING, SEGMENTATION
 from .key_mapping import ConversionError, KeyRule, map_state_dict
@@ -406,20 +408,34 @@ def convert_state_dict(
     return model, report
 
 
-def convert_checkpoint(checkpoint: str | Path, task: str | None, output: str | Path) -> LoadReport:
+CONVERT_TOOL = "vis-mae convert"  # the command named in the output folder's manifest
+CONVERSION_REPORT_NAME = "conversion_report.json"
+
+
+def convert_checkpoint(
+    checkpoint: str | Path, task: str | None, output: str | Path, *, overwrite: bool = False
+) -> LoadReport:
     """Convert a published checkpoint file into a model directory with the image processor of its recipe and
-    `conversion_report.json` (the `LoadReport` plus the task)."""
+    `conversion_report.json` (the `LoadReport` plus the task).
+
+    `output` must be a new or empty folder, or (with `overwrite`) an earlier output of this converter, of which only
+    the files its manifest lists are replaced (`vis_mae_hf.output_folders`); nothing is written unless the whole
+    conversion succeeds.
+    """
+    folder = open_output_folder(output, CONVERT_TOOL, inputs=[checkpoint], overwrite=overwrite)
     state_dict, args = load_published_checkpoint(checkpoint)
     model, report = convert_state_dict(state_dict, task, args, source=str(checkpoint))
     task = task or infer_task(state_dict)
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output)
-    # The image-processor settings of the recipe the checkpoint was trained with (normalisation differs per task).
-    height, _ = model.config.image_height_width
-    get_recipe(task).image_processor(height, num_channels=model.config.num_channels).save_pretrained(output)
-    conversion_report = {"task": task, **report.to_json_dict()}
-    (output / "conversion_report.json").write_text(json.dumps(conversion_report, indent=1))
+    folder.path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f".{folder.path.name}.staging-", dir=folder.path.parent) as staging:
+        staging = Path(staging)
+        model.save_pretrained(staging)
+        # The image-processor settings of the recipe the checkpoint was trained with (normalisation differs per task).
+        height, _ = model.config.image_height_width
+        get_recipe(task).image_processor(height, num_channels=model.config.num_channels).save_pretrained(staging)
+        conversion_report = {"task": task, **report.to_json_dict()}
+        (staging / CONVERSION_REPORT_NAME).write_text(json.dumps(conversion_report, indent=1))
+        folder.install(staging, last=[CONVERSION_REPORT_NAME])
     return report
 
 

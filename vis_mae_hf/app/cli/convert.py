@@ -18,14 +18,21 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", required=True, help="published .pth (or .safetensors) checkpoint")
     parser.add_argument("--task", choices=CHECKPOINT_TASKS, help="defaults to what the keys show")
-    parser.add_argument("--output", required=True, help="directory for the Transformers model")
+    parser.add_argument(
+        "--output", required=True, help="directory for the Transformers model: new, empty, or an earlier output"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an earlier output of this command in OUTPUT (only the files it wrote; nothing else there)",
+    )
     set_handler(parser, run_convert)
     return parser
 
 
 def run_convert(args: argparse.Namespace) -> int:
     output_folder(args.output)
-    report = convert_checkpoint(args.checkpoint, args.task, args.output)  # ConversionError is a ValueError
+    # ConversionError is a ValueError, OutputFolderError an OSError: one line each
+    report = convert_checkpoint(args.checkpoint, args.task, args.output, overwrite=args.overwrite)
     print(report.format())
     print(f"wrote {args.output}")
     return 0

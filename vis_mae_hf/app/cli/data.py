@@ -44,7 +44,7 @@ def _add_convert(commands) -> None:
     convert.add_argument("name", choices=available_sources(), metavar="NAME",
                          help="source name (see `vis-mae data sources`)")
     convert.add_argument("source_dir", help="the published tree, as downloaded and extracted")
-    convert.add_argument("--output", required=True, help="output folder")
+    convert.add_argument("--output", required=True, help="output folder: new, empty, or an earlier conversion")
     convert.add_argument("--seed", type=int, default=0, help="seed of the folds and label ranks (default 0)")
     convert.add_argument("--n-folds", type=positive_int, default=5, help="cross-validation folds (default 5)")
     convert.add_argument("--format", choices=("arrow", "parquet"), default="arrow", help="save_to_disk or parquet")
@@ -57,7 +57,10 @@ def _add_convert(commands) -> None:
         metavar="KEY=VALUE",
         help='source option, VALUE as JSON or a plain string (e.g. slices=all, modalities=["MR","CT"]); repeatable',
     )
-    convert.add_argument("--overwrite", action="store_true", help="replace an existing, different conversion")
+    convert.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an earlier, different conversion in OUTPUT (only the files it wrote; nothing else there)",
+    )
     set_handler(convert, _convert)
 
 
@@ -67,7 +70,9 @@ def _add_corpus(commands) -> None:
         help="Build the sharded parquet pretraining corpus from folders of DICOM, NIfTI and image files.",
     )
     corpus.add_argument("inputs", nargs="+", help="folders (walked recursively) or files")
-    corpus.add_argument("--output", required=True, help="output folder (re-running resumes it)")
+    corpus.add_argument(
+        "--output", required=True, help="output folder: new, empty, or a corpus of this command (re-running resumes it)"
+    )
     corpus.add_argument("--num-workers", type=positive_int, default=1, help="decoding processes (default 1)")
     corpus.add_argument("--shard-size", type=positive_int, default=2048, help="rows per parquet shard (default 2048)")
     corpus.add_argument("--image-size", type=positive_int, default=224,

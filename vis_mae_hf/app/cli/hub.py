@@ -34,7 +34,7 @@ def _add_export(commands) -> None:
     export = commands.add_parser("export", help="Write the Hub repository of one variant into a folder.")
     export.add_argument("--model", required=True, help="pretraining output directory, or a published .pth checkpoint")
     export.add_argument("--variant", required=True, choices=list(VARIANTS))
-    export.add_argument("--output", required=True, help="repository folder to create")
+    export.add_argument("--output", required=True, help="repository folder: new, empty, or an earlier export")
     export.add_argument("--repo-id", help="Hub id the model card loads from, e.g. org/vis-mae-mr")
     export.add_argument("--training-summary", help="training summary JSON (default: MODEL/training_summary.json)")
     export.add_argument("--evaluation", help="evaluation summary JSON of fine-tuning these weights")
@@ -50,7 +50,10 @@ def _add_export(commands) -> None:
         "(default: the run's, else the variant's)",
     )
     export.add_argument("--card-template", help="model-card template (default: the package's MODEL_CARD.md)")
-    export.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it is a previous export")
+    export.add_argument(
+        "--overwrite", action="store_true",
+        help="replace an earlier export in OUTPUT (only the files it wrote: .git/ and your files stay)",
+    )
     set_handler(export, run_export)
 
 
