@@ -29,6 +29,8 @@ def main() -> None:
     parser.add_argument("--resume_from_checkpoint", default=None)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--activation_checkpointing", default=None)
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    parser.add_argument("--on_bad_image", default="stop")
     parser.add_argument("--sigkill_after_samples", type=int, default=None, help="SIGKILL itself mid-run, like an OOM killer")
     options = parser.parse_args()
 
@@ -60,6 +62,8 @@ def main() -> None:
         seed=7,
         learning_rate=options.learning_rate,
         activation_checkpointing=options.activation_checkpointing,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        on_bad_image=options.on_bad_image,
     )
     result = pretrain(args, VisMaeConfig(**tiny_config_kwargs(image_size=64)))
     rank = int(os.environ.get("RANK", "0"))  # set by the launcher; the process group may already be gone
