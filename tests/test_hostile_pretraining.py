@@ -124,6 +124,7 @@ def test_pickles_planted_in_a_checkpoint_are_never_read(capsys, tmp_path, images
     assert json.loads((output_dir / "training_summary.json").read_text())["global_steps"] == 3
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch's note on the refused file
 def test_an_optimizer_state_holding_code_is_refused_unread(capsys, tmp_path, images, checkpointed_run):
     output_dir, checkpoint = copied_run(checkpointed_run, tmp_path)
     sentinel = tmp_path / SENTINEL_NAME
@@ -245,6 +246,11 @@ def test_a_truncated_image_mid_folder_stops_naming_it_or_is_skipped_alike_everyw
                           f"The state before this step is in {checkpoint}", "--on-bad-image skip")
     assert read_checkpoint(checkpoint)[0].global_step == 2
     assert not (stopped / "run" / "model.safetensors").exists()
+    # on 2 processes the one that drew the file and the one that did not stop together, neither left waiting
+    stopped_two = run_worker(folder, tmp_path / "stopped_two", batch=2, max_steps=8, processes=2, check=False,
+                             timeout=180)
+    assert stopped_two.returncode != 0 and "UnreadableImageError" in stopped_two.stderr
+    assert [path.name for path in completed_checkpoints(tmp_path / "stopped_two/run")] == ["checkpoint-2"]
 
     # skip: trained on the others, a notice names the file, the summary counts it; two processes train alike
     one = run_worker(folder, tmp_path / "one", batch=4, max_steps=8, on_bad_image="skip")

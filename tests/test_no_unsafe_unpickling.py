@@ -95,13 +95,12 @@ def test_the_package_never_unpickles_a_file_unsafely():
 
 def test_the_package_loads_its_torch_files_with_the_safe_loader():
     """The reader sees the package's torch.load calls (so the test above cannot pass by seeing nothing)."""
-    calls = [
-        node
-        for path in PACKAGE.rglob("*.py")
-        for tree in [ast.parse(path.read_text())]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and dotted_name(node.func, imported_names(tree)) == "torch.load"
-    ]
+    calls = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = imported_names(tree)
+        calls += [node for node in ast.walk(tree)
+                  if isinstance(node, ast.Call) and dotted_name(node.func, names) == "torch.load"]
     assert len(calls) >= 2  # the published-checkpoint converter and the pretraining optimiser state
     assert all(keyword_value(call, "weights_only") is True for call in calls)
 

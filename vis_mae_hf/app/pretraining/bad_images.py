@@ -24,8 +24,10 @@ from .errors import UnreadableImageError
 
 def unreadable_rows(accelerator, batch: dict) -> list[int]:
     """Collective: the dataset rows of this global micro-batch that could not be used, the same list everywhere."""
-    marks = torch.where(batch["readable"], -1, batch["index"]).to(accelerator.device)
-    return [row for row in accelerator.gather(marks).tolist() if row >= 0]
+    marks = torch.where(batch["readable"], -1, batch["index"])
+    if accelerator.num_processes > 1:
+        marks = accelerator.gather(marks.to(accelerator.device))
+    return [row for row in marks.tolist() if row >= 0]
 
 
 def handle_unreadable(run, log, rows: list[int]) -> None:
