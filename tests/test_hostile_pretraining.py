@@ -188,6 +188,16 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(capsys, tmp_path, image
     assert file_hashes(output_dir) == before
 
 
+def test_resuming_a_run_at_its_last_step_writes_a_summary_the_card_reads(capsys, tmp_path, images, checkpointed_run):
+    from vis_mae_hf.hub.summaries import load_training_summary
+
+    output_dir, _ = copied_run(checkpointed_run, tmp_path)
+    status, _, err = pretrain(capsys, output_dir, images, "--max-steps", 2, "--resume-from-checkpoint", "latest")
+    assert status == 0, err
+    summary = load_training_summary(output_dir / "training_summary.json")  # strict JSON: no NaN loss
+    assert summary["global_steps"] == 2 and summary["final_loss"] is None
+
+
 # ---------------------------------------------------------------------------------------------------------- hang
 def test_resuming_under_another_geometry_ends_in_seconds_continuing_or_refused(images, tmp_path):
     """Once a hang: a larger batch or more processes put the saved position past the end of the new epoch."""

@@ -4,6 +4,7 @@ folder), `training_summary.json` (the Hub model card is written from it) and `re
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -55,7 +56,8 @@ def training_summary(model, images, args, plan, progress, final_loss: float, acc
         "skipped_images": len(progress.skipped_images),  # distinct unreadable images skipped (--on-bad-image skip)
         "skipped_image_rows": progress.skipped_images,
         "skipped_examples": progress.skipped_examples,  # times one was drawn and skipped, every epoch counting
-        "final_loss": final_loss,
+        # None when no step ran (a run resumed at its last step): NaN is not JSON, and the card reads this file
+        "final_loss": final_loss if math.isfinite(final_loss) else None,
         "recipe": training_recipe(model, args, plan, accelerator),
         "package_version": __version__,
     }
