@@ -29,6 +29,9 @@ def main() -> None:
     parser.add_argument("--resume_from_checkpoint", default=None)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--activation_checkpointing", default=None)
+    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    parser.add_argument("--on_bad_image", default="stop")
+    parser.add_argument("--mixed_precision", default=None)
     parser.add_argument("--sigkill_after_samples", type=int, default=None, help="SIGKILL itself mid-run, like an OOM killer")
     options = parser.parse_args()
 
@@ -60,11 +63,14 @@ def main() -> None:
         seed=7,
         learning_rate=options.learning_rate,
         activation_checkpointing=options.activation_checkpointing,
+        gradient_accumulation_steps=options.gradient_accumulation_steps,
+        on_bad_image=options.on_bad_image,
+        mixed_precision=options.mixed_precision,
     )
     result = pretrain(args, VisMaeConfig(**tiny_config_kwargs(image_size=64)))
     rank = int(os.environ.get("RANK", "0"))  # set by the launcher; the process group may already be gone
     (record_dir / f"seen_rank{rank}.json").write_text(json.dumps(seen))
-    save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, str(record_dir / f"weights_rank{rank}.safetensors"))
+    save_file({k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}, str(record_dir / f"weights_rank{rank}.safetensors"))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """Pretraining loop: distributed correctness, exact resumption, failure behaviour (issue: pretraining)."""
 
-import io
 import json
 import os
 import socket
@@ -16,11 +15,17 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from vis_mae_hf.app.pretraining.checkpoints import (
-    TrainingProgress,
     completed_checkpoints,
+    read_checkpoint,
     resolve_resume_checkpoint,
 )
+from vis_mae_hf.app.pretraining.errors import CheckpointError
 from vis_mae_hf.app.pretraining.examples import PretrainingExamples, check_readable
+from vis_mae_hf.app.pretraining.progress import (
+    DataGeometry,
+    TrainingProgress,
+    check_resumable,
+)
 from vis_mae_hf.app.pretraining.sampler import EpochShardSampler
 from vis_mae_hf.data.loading import PretrainingDataError, load_pretraining_images
 from vis_mae_hf.recipes import get_recipe
@@ -46,7 +51,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1, check=True, env=None, **extra):
+def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1, check=True, env=None, timeout=600,
+               **extra):
     command = [str(WORKER), "--dataset", str(corpus), "--output_dir", str(out / "run"), "--record_dir", str(out / "record"),
                "--batch", str(batch), "--max_steps", str(max_steps)]
     for key, value in extra.items():
@@ -59,7 +65,7 @@ def run_worker(corpus, out: Path, batch: int, max_steps: int, processes: int = 1
                     "--master_port", str(free_port())]
     else:
         launcher = [sys.executable]
-    result = subprocess.run(launcher + command, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(launcher + command, env=env, capture_output=True, text=True, timeout=timeout)
     if check:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
@@ -145,8 +151,8 @@ def test_a_non_finite_loss_stops_with_the_step_and_a_checkpoint_before_it(corpus
     assert result.returncode != 0
     assert "NonFiniteLossError" in result.stderr and "training stopped before applying it" in result.stderr
     checkpoint = completed_checkpoints(tmp_path / "run")[-1]
-    step = json.loads((checkpoint / "progress.json").read_text())["global_step"]
-    assert f"at step {step + 1}" in result.stderr
+    step = read_checkpoint(checkpoint)[0].global_step
+    assert f"at step {step + 1}" in result.stderr and f"The state before this step is in {checkpoint}" in result.stderr
     weights = load_file(checkpoint / "model.safetensors")
     assert all(torch.isfinite(t).all() for t in weights.values())
 
@@ -168,6 +174,38 @@ def test_sampler_shards_disjointly_and_reshuffles_each_epoch():
     assert [i for _, i in samplers[0]] == epoch1[0][12:] and len(samplers[0]) == 4
     with pytest.raises(ValueError, match="fewer than one optimiser step needs"):
         EpochShardSampler(10, per_process_batch_size=8, num_processes=2)
+    # A start past the epoch's end would yield nothing, and a loop waiting for its steps would spin forever.
+    with pytest.raises(ValueError, match="Cannot start epoch 1 at step 4: an epoch has 4 optimiser steps"):
+        samplers[0].set_epoch(1, start_step=4)
+    with pytest.raises(ValueError, match="a batch, process count and accumulation of at least 1"):
+        EpochShardSampler(10, per_process_batch_size=0)
+
+
+def test_a_position_resumes_only_where_its_steps_are_the_same_images():
+    saved = DataGeometry(num_images=24, global_batch_size=4, num_processes=1, per_device_train_batch_size=4,
+                         gradient_accumulation_steps=1)
+    progress = TrainingProgress(global_step=9, epoch=1, step_in_epoch=3, images_seen=36)
+    # the same global batch split otherwise: every step is still the same 4 images
+    for processes, per_device, accumulation in [(2, 2, 1), (1, 2, 2), (4, 1, 1)]:
+        check_resumable("ckpt", progress, saved, DataGeometry(24, 4, processes, per_device, accumulation))
+    with pytest.raises(CheckpointError, match=r"made with global batch 4 \(1 process\(es\) x 4 per device x 1 "
+                       r"accumulation step\(s\)\) over 24 images, this run has global batch 8 \(2 process"):
+        check_resumable("ckpt", progress, saved, DataGeometry(24, 8, 2, 4, 1))
+    with pytest.raises(CheckpointError, match="over 24 images, this run has .* over 23 images"):
+        check_resumable("ckpt", progress, saved, DataGeometry(23, 4, 1, 4, 1))
+    with pytest.raises(CheckpointError, match="is not a position of 6 steps per epoch"):
+        check_resumable("ckpt", TrainingProgress(global_step=9, epoch=0, step_in_epoch=9), saved, saved)
+    with pytest.raises(CheckpointError, match="is not a position of 6 steps per epoch"):
+        check_resumable("ckpt", TrainingProgress(global_step=5, epoch=1, step_in_epoch=3), saved, saved)
+
+
+def test_progress_counts_skipped_images_when_the_step_finishes():
+    progress = TrainingProgress()
+    progress.advance(steps_per_epoch=2, global_batch_size=4, skipped=[7])
+    progress.advance(steps_per_epoch=2, global_batch_size=4)
+    progress.advance(steps_per_epoch=2, global_batch_size=4, skipped=[7, 3])
+    assert (progress.global_step, progress.epoch, progress.step_in_epoch) == (3, 1, 1)
+    assert (progress.images_seen, progress.skipped_examples, progress.skipped_images) == (9, 3, [3, 7])
 
 
 def test_the_schedule_is_transformers_cosine_schedule_warmup_then_half_cosine():
@@ -197,14 +235,11 @@ def test_the_schedule_is_transformers_cosine_schedule_warmup_then_half_cosine():
     assert factors[8] == pytest.approx(0.5) and factors[12] == pytest.approx(0.0)  # half a cosine, to 0 at the end
     assert all(a > b for a, b in zip(factors[4:12], factors[5:13]))
 
-    # Its state is plain data (what `accelerator.save_state` writes): a rebuilt scheduler continues exactly.
+    # Its state is plain data, kept as JSON in a checkpoint: a rebuilt scheduler continues exactly.
     first = build_scheduler(optimizer(), args, plan)
     learning_rates(first, steps=5)
-    saved = io.BytesIO()
-    torch.save(first.state_dict(), saved)
-    saved.seek(0)
     resumed = build_scheduler(optimizer(), args, plan)
-    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    resumed.load_state_dict(json.loads(json.dumps(first.state_dict())))
     assert learning_rates(resumed, steps=8) == ours[5:]
 
 

@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 from vis_mae_hf_cli import COMMANDS, main, parse_command_line
 
+from ..pretraining.errors import PretrainingStopped
+
 USER_ERROR = 1  # argparse's usage errors exit with 2
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
 
@@ -35,7 +37,8 @@ class CommandError(Exception):
     """A user error found by a command itself (not by the library): reported as one line, exit status 1."""
 
 
-USER_ERRORS = (CommandError, ValueError, OSError, ImportError)
+# A `PretrainingStopped` (a NaN loss, an unreadable image) names the step, the cause and the checkpoint to resume from.
+USER_ERRORS = (CommandError, ValueError, OSError, ImportError, PretrainingStopped)
 
 
 def set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int | None]) -> None:

@@ -6,12 +6,26 @@ Every schedule and optimiser field left unset comes from the recipe table: the p
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
+from ...configuration_vis_mae import VisMaeConfig
 from ...recipes import Recipe, get_recipe
-from ...vocabulary import CORPUS_SELECTIONS, GENERIC, PRETRAINING
+from ...vocabulary import CORPUS_SELECTIONS, GENERIC, PRETRAINING, corpus_selection
 from ..recipe_defaults import recipe_option, with_recipe_defaults
+
+STOP, SKIP = "stop", "skip"  # --on-bad-image
+# Fields that must be >= 1 (those that may be None are checked when set), >= 0, or > 0 (floats, NaN refused).
+_AT_LEAST_ONE = (
+    "image_size", "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
+    "reconstruction_images", "max_steps", "checkpointing_steps", "checkpoints_total_limit",
+)
+_AT_LEAST_ZERO = ("seed", "dataloader_num_workers", "warmup_steps", "warmup_epochs", "weight_decay")
+_ABOVE_ZERO = ("num_train_epochs", "learning_rate", "max_grad_norm")
 
 
 def _option(default, help_text: str):
@@ -69,6 +83,11 @@ class PretrainingArguments:
     checkpointing_steps: int | None = _option(None, "Save a resumable checkpoint every N steps.")
     checkpoints_total_limit: int | None = _option(2, "Keep only the last N checkpoints.")
     resume_from_checkpoint: str | None = _option(None, "'latest' or a checkpoint folder.")
+    on_bad_image: Literal["stop", "skip"] = _option(
+        STOP,
+        "An image that cannot be read or processed mid-run: stop before its step, naming it and saving a checkpoint "
+        "to resume from; or skip it (a notice names it; training_summary.json counts the skipped images).",
+    )
     logging_steps: int = 10
     report_to: str | None = _option(None, "Accelerate trackers: tensorboard, wandb, all, ...")
     reconstruction_images: int = _option(4, "Rows of the reconstruction picture.")
@@ -87,7 +106,10 @@ class PretrainingArguments:
 
     def config_fields(self) -> dict:
         """`VisMaeConfig` fields of a new model: the recipe's depths, then --config-overrides, at --image-size."""
-        overrides = json.loads(self.config_overrides) if self.config_overrides else {}
+        try:
+            overrides = json.loads(self.config_overrides) if self.config_overrides else {}
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--config-overrides is not valid JSON ({error}): {self.config_overrides!r}.") from None
         if not isinstance(overrides, dict):
             raise ValueError(
                 f"--config-overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
@@ -100,7 +122,15 @@ class PretrainingArguments:
         return {"depths": list(self.recipe.depths), **overrides, "image_size": image_size}
 
     def check(self) -> None:
-        """Fail before training, not after hours of it, on arguments the run could not honour."""
+        """Fail before training, not after hours of it, on arguments the run could not honour (resolved ones)."""
+        self.check_ranges()
+        self.check_paths()
+        self.check_model_config()
+        if self.hub_variant is not None:
+            try:
+                corpus_selection(self.hub_variant)
+            except ValueError as error:
+                raise ValueError(f"--hub-variant: {error}") from None
         if self.push_to_hub and (not self.hub_model_id or "/" not in self.hub_model_id):
             raise ValueError(
                 "--push-to-hub needs --hub-model-id NAMESPACE/NAME (a user or organisation and a name), got "
@@ -111,6 +141,56 @@ class PretrainingArguments:
                 "--scale-lr-with-batch scales the learning rate from the global batch the recipe set it for; the demo "
                 "recipe names none. Give --dataset (the published recipe) or leave the flag off."
             )
+
+    def check_paths(self) -> None:
+        """The output folder can be one, and a local model to continue from exists."""
+        output_dir = Path(self.output_dir)
+        if output_dir.exists() and not output_dir.is_dir():
+            raise ValueError(f"--output-dir {output_dir} is a file; give a folder (new, or one of an earlier run).")
+        model = self.model_name_or_path
+        if model and model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
+            raise FileNotFoundError(f"--model-name-or-path {model}: no such folder (a saved model or a Hub id).")
+
+    def check_model_config(self) -> None:
+        """A new model's --config-overrides name `VisMaeConfig` fields that, at --image-size, make a valid model."""
+        if self.model_name_or_path:
+            if self.config_overrides:
+                raise ValueError(
+                    "--config-overrides shapes a new model; with --model-name-or-path the saved model's own config is "
+                    "used. Give one of the two."
+                )
+            return
+        fields = self.config_fields()
+        known = {item.name for item in dataclasses.fields(VisMaeConfig)}
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise ValueError(f"--config-overrides: {unknown} are not VisMaeConfig fields; they are {sorted(known)}.")
+        try:
+            VisMaeConfig(**fields)
+        except Exception as error:  # the config's validators raise huggingface_hub's StrictDataclassError and others
+            reason = str(error).strip().splitlines()[-1].strip()
+            raise ValueError(f"--config-overrides / --image-size make no valid model: {reason}") from error
+
+    def check_ranges(self) -> None:
+        """Counts, sizes and rates a run cannot use (0 batches, a negative seed, NaN rates) name their flag."""
+        for name in _AT_LEAST_ONE + _AT_LEAST_ZERO + _ABOVE_ZERO:
+            value = getattr(self, name)
+            if value is None:  # neither given nor in the recipe: the option is off
+                continue
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if name in _AT_LEAST_ONE:
+                wanted, fine = "a whole number >= 1", number and isinstance(value, int) and value >= 1
+            elif name in _AT_LEAST_ZERO:
+                wanted, fine = "a finite number >= 0", number and value >= 0
+            else:
+                wanted, fine = "a finite number > 0", number and value > 0
+            if not fine:
+                raise ValueError(f"--{name.replace('_', '-')} must be {wanted}, got {value!r}.")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(self, name)!r}.")
+        if self.on_bad_image not in (STOP, SKIP):
+            raise ValueError(f"--on-bad-image must be {STOP} or {SKIP}, got {self.on_bad_image!r}.")
 
 
 __all__ = ["PretrainingArguments"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch.utils.data import DataLoader
 
 from ...image_processing_vis_mae import VisMaeImageProcessor
-from .arguments import PretrainingArguments
+from .arguments import SKIP, PretrainingArguments
 from .examples import PretrainingExamples, check_readable
 from .sampler import EpochShardSampler
 
@@ -26,8 +26,9 @@ def build_pretraining_data(
     """Examples of `images` at `args.image_size`, checked readable now (a broken dataset fails before the first
     step), dealt to this process by an `EpochShardSampler`."""
     units_per_side = args.image_size // mask_unit_size
-    examples = PretrainingExamples(images, processor, units_per_side**2, args.seed, args.horizontal_flip)
-    check_readable(examples, args.dataset or "the built-in demo corpus")
+    name = args.dataset or "the built-in demo corpus"
+    examples = PretrainingExamples(images, processor, units_per_side**2, args.seed, args.horizontal_flip, name)
+    check_readable(examples, name, skip_unreadable=args.on_bad_image == SKIP)
     sampler = EpochShardSampler(
         len(examples),
         args.per_device_train_batch_size,

@@ -23,17 +23,23 @@ from ...data.loading import load_pretraining_images
 from ...modeling_vis_mae import VisMaeForPreTraining
 from ..publishing import publish_run
 from .arguments import PretrainingArguments
-from .checkpoints import TrainingProgress, load_checkpoint, save_checkpoint
+from .bad_images import handle_unreadable, readable_loss, unreadable_rows
+from .checkpoints import (
+    load_checkpoint,
+    read_checkpoint,
+    require_checkpoint_support,
+    resolve_resume_checkpoint,
+    save_before_stop,
+    save_checkpoint,
+)
 from .data import PretrainingData, build_pretraining_data
+from .errors import NonFiniteLossError, StalledEpochError
 from .model import build_model
 from .optimization import TrainingPlan, build_optimizer, build_scheduler, plan_training
 from .outputs import save_outputs
+from .progress import DataGeometry, TrainingProgress, check_resumable
 from .sampler import derived_seed
 from .step_log import StepLog
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the message names the step and the checkpoint saved before it."""
 
 
 @dataclass
@@ -55,6 +61,7 @@ class PretrainingRun:
     data: PretrainingData
     plan: TrainingPlan
     progress: TrainingProgress
+    geometry: DataGeometry  # how `data` is dealt into steps, recorded with every checkpoint
 
 
 def run_pretraining(args: PretrainingArguments, config: VisMaeConfig | None = None) -> Path:
@@ -73,8 +80,10 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
     args.check()
     run = prepare_run(args, config)
     log = StepLog(run.accelerator, args, run.plan, run.progress, run.data.images)
-    final_loss = train(run, log)
-    log.close()
+    try:
+        final_loss = train(run, log)
+    finally:
+        log.close()  # ends the progress bar's line, so a stop's one-line error starts a line of its own
     accelerator = run.accelerator
     finished = accelerator.unwrap_model(run.model, keep_torch_compile=False)
     accelerator.wait_for_everyone()
@@ -89,63 +98,98 @@ def pretrain(args: PretrainingArguments, config: VisMaeConfig | None = None) -> 
 
 def prepare_run(args: PretrainingArguments, config: VisMaeConfig | None) -> PretrainingRun:
     """Data, model, optimiser and schedule of resolved `args`, prepared by Accelerate and resumed if asked. Fails
-    here, before any step, on an empty or unreadable dataset."""
-
+    here, before any step, on an empty or unreadable dataset or a checkpoint it cannot resume; a checkpoint of
+    another format is refused before anything is loaded."""
+    resumed = None
+    if args.resume_from_checkpoint:
+        checkpoint = resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+        resumed = checkpoint, *read_checkpoint(checkpoint)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=args.report_to,
         project_dir=args.output_dir,
     )
+    if args.checkpointing_steps or resumed:
+        require_checkpoint_support(accelerator)
     set_seed(args.seed)  # identical initial weights on every process (DDP also broadcasts them)
     images = load_pretraining_images(args.dataset, args.modality)
     model = build_model(args, config)
     processor = args.recipe.image_processor(args.image_size, num_channels=model.config.num_channels)
     data = build_pretraining_data(args, images, processor, model.config.mask_unit_size, accelerator)
     plan = plan_training(args, data.sampler.steps_per_epoch, accelerator.num_processes)
+    geometry = DataGeometry(
+        num_images=len(data.examples),
+        global_batch_size=plan.global_batch_size,
+        num_processes=accelerator.num_processes,
+        per_device_train_batch_size=args.per_device_train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+    )
+    if resumed:
+        check_resumable(*resumed, geometry)
     optimizer = build_optimizer(model, args, plan.learning_rate, accelerator.device)
     # The scheduler stays outside `prepare`: Accelerate would step it once per process per optimiser step.
     scheduler = build_scheduler(optimizer, args, plan)
     model, optimizer = accelerator.prepare(model, optimizer)
-    accelerator.register_for_checkpointing(scheduler)
-    progress = TrainingProgress()
-    if args.resume_from_checkpoint:
-        progress = load_checkpoint(accelerator, args.output_dir, args.resume_from_checkpoint)
-    return PretrainingRun(args, accelerator, model, optimizer, scheduler, data, plan, progress)
+    run = PretrainingRun(args, accelerator, model, optimizer, scheduler, data, plan, TrainingProgress(), geometry)
+    if resumed:
+        checkpoint, run.progress, _ = resumed
+        load_checkpoint(run, checkpoint)
+        accelerator.print(f"Resumed from {checkpoint} at step {run.progress.global_step} (epoch {run.progress.epoch}).")
+    return run
 
 
 def train(run: PretrainingRun, log: StepLog) -> float:
-    """Optimiser steps from `run.progress` to the plan's last, checkpointing as asked; returns the last mean loss."""
+    """Optimiser steps from `run.progress` to the plan's last, checkpointing as asked; returns the last mean loss.
+    Every pass over an epoch advances at least one step, or the run stops: the loop cannot spin."""
     args, accelerator, progress, plan = run.args, run.accelerator, run.progress, run.plan
     run.model.train()
     last_loss = float("nan")
+    skipped = []  # unreadable rows of the step in progress, counted when it finishes
     while progress.global_step < plan.total_steps:
+        epoch_start = (progress.epoch, progress.step_in_epoch, progress.global_step)
         run.data.sampler.set_epoch(progress.epoch, start_step=progress.step_in_epoch)
         for micro_step, batch in enumerate(run.data.loader):
-            mean_loss = train_micro_step(run, micro_step % args.gradient_accumulation_steps, batch)
+            unreadable = unreadable_rows(accelerator, batch)
+            if unreadable:
+                handle_unreadable(run, log, unreadable)
+                skipped += unreadable
+            mean_loss = train_micro_step(run, micro_step % args.gradient_accumulation_steps, batch, len(unreadable))
             log.count_images(batch["pixel_values"].shape[0])
             if not accelerator.sync_gradients:
                 continue
-            progress.advance(plan.steps_per_epoch, plan.global_batch_size)
+            progress.advance(plan.steps_per_epoch, plan.global_batch_size, skipped)
+            skipped = []
             last_loss = mean_loss.item()
             log.record_step(progress, last_loss, run.scheduler.get_last_lr()[0])
             if args.checkpointing_steps and progress.global_step % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, progress, args.checkpoints_total_limit)
+                save_checkpoint(run, args.output_dir, args.checkpoints_total_limit)
             if progress.global_step >= plan.total_steps:
                 break
+        if progress.global_step == epoch_start[2]:
+            raise StalledEpochError(
+                f"Epoch {epoch_start[0]} from its step {epoch_start[1]} yielded no optimiser step "
+                f"({run.geometry.describe()}); training stopped at step {progress.global_step} instead of waiting "
+                "for one that cannot come."
+            )
     return last_loss
 
 
-def train_micro_step(run: PretrainingRun, micro_index: int, batch: dict) -> torch.Tensor:
-    """Forward and backward one micro-batch; the optimiser and scheduler step when gradients sync. Returns the
-    loss averaged over processes; raises `NonFiniteLossError` before applying a NaN or infinite one."""
+def train_micro_step(run: PretrainingRun, micro_index: int, batch: dict, unreadable: int = 0) -> torch.Tensor:
+    """Forward and backward one micro-batch, of whose global micro-batch `unreadable` images are skipped; the
+    optimiser and scheduler step when gradients sync. Returns the loss averaged over processes; raises
+    `NonFiniteLossError` before applying a NaN or infinite one."""
     args, accelerator = run.args, run.accelerator
     with accelerator.accumulate(run.model):
         # Drop path draws from the global generator: seed it per step so resumed runs repeat it exactly.
         torch.manual_seed(derived_seed(args.seed, run.progress.global_step, micro_index, accelerator.process_index))
         pixel_values = batch["pixel_values"].to(accelerator.device, non_blocking=True)
         noise = batch["noise"].to(accelerator.device, non_blocking=True)
-        loss = run.model(pixel_values, noise=noise).loss
+        outputs = run.model(pixel_values, noise=noise)
+        loss = outputs.loss
+        if unreadable:
+            model = accelerator.unwrap_model(run.model, keep_torch_compile=False)
+            loss = readable_loss(model, outputs, pixel_values, batch["readable"], unreadable, accelerator.num_processes)
         # Every process must see the same verdict, or the healthy ones would wait in the next all-reduce.
         mean_loss = accelerator.reduce(loss.detach(), reduction="mean")
         if not torch.isfinite(mean_loss):
@@ -163,11 +207,10 @@ def train_micro_step(run: PretrainingRun, micro_index: int, batch: dict) -> torc
 def stop_on_non_finite_loss(run: PretrainingRun, loss: float) -> None:
     """Collective: save the state before this step, then raise naming the step and that checkpoint."""
     progress = run.progress
-    checkpoint = save_checkpoint(run.accelerator, run.args.output_dir, progress, keep_last=None)
+    saved = save_before_stop(run, run.args.output_dir)
     raise NonFiniteLossError(
         f"The loss became {loss} at step {progress.global_step + 1} (epoch {progress.epoch}); training stopped before "
-        f"applying it. The state before this step is in {checkpoint}. Lower --learning-rate, use --max-grad-norm or "
-        "bf16 instead of fp16, or check the data."
+        f"applying it. {saved} Lower --learning-rate, use --max-grad-norm or bf16 instead of fp16, or check the data."
     )
 
 

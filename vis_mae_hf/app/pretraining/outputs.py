@@ -4,6 +4,7 @@ folder), `training_summary.json` (the Hub model card is written from it) and `re
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -15,9 +16,9 @@ from ...image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD
 from ...inference.reconstruction import reconstruction_grid
 from ...modeling_vis_mae import VisMaeForPreTraining
 from .arguments import PretrainingArguments
-from .checkpoints import TrainingProgress
 from .data import PretrainingData
 from .optimization import TrainingPlan
+from .progress import TrainingProgress
 
 SUMMARY_FILE = "training_summary.json"
 PICTURE_FILE = "reconstruction.png"
@@ -52,7 +53,11 @@ def training_summary(model, images, args, plan, progress, final_loss: float, acc
         "global_steps": progress.global_step,
         "epochs": progress.epochs(plan.steps_per_epoch),
         "images_seen": progress.images_seen,
-        "final_loss": final_loss,
+        "skipped_images": len(progress.skipped_images),  # distinct unreadable images skipped (--on-bad-image skip)
+        "skipped_image_rows": progress.skipped_images,
+        "skipped_examples": progress.skipped_examples,  # times one was drawn and skipped, every epoch counting
+        # None when no step ran (a run resumed at its last step): NaN is not JSON, and the card reads this file
+        "final_loss": final_loss if math.isfinite(final_loss) else None,
         "recipe": training_recipe(model, args, plan, accelerator),
         "package_version": __version__,
     }
@@ -89,15 +94,22 @@ def training_recipe(model, args: PretrainingArguments, plan: TrainingPlan, accel
         "augmentation": "resize, horizontal flip" if args.horizontal_flip else "resize",
         "normalization": f"mean {PRETRAINING_MEAN} / std {PRETRAINING_STD}",
         "seed": args.seed,
+        "on_bad_image": args.on_bad_image,
     }
 
 
 def save_reconstruction_picture(model, data: PretrainingData, count: int, path: Path, device) -> None:
-    """The first images of the data with fixed masks (epoch 0 keys), flips off: the same picture for the same run."""
+    """The first readable images of the data with fixed masks (epoch 0 keys), flips off: the same picture for the
+    same run."""
     examples = data.examples
-    count = min(count, len(examples))
     flip, examples.horizontal_flip = examples.horizontal_flip, False
-    items = [examples[(0, index)] for index in range(count)]
+    items = []
+    for index in range(len(examples)):
+        item = examples[(0, index)]
+        if item["readable"]:
+            items.append(item)
+        if len(items) == count:
+            break
     examples.horizontal_flip = flip
     pixel_values = torch.stack([item["pixel_values"] for item in items]).to(device)
     noise = torch.stack([item["noise"] for item in items]).to(device)

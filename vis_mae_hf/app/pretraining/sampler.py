@@ -35,6 +35,11 @@ class EpochShardSampler(Sampler[tuple[int, int]]):
     ):
         if num_samples <= 0:
             raise ValueError("EpochShardSampler needs a non-empty dataset.")
+        if min(per_process_batch_size, num_processes, gradient_accumulation_steps) < 1:
+            raise ValueError(
+                f"EpochShardSampler needs a batch, process count and accumulation of at least 1, got "
+                f"{per_process_batch_size}, {num_processes} and {gradient_accumulation_steps}."
+            )
         samples_per_step = per_process_batch_size * num_processes * gradient_accumulation_steps
         if num_samples < samples_per_step:
             raise ValueError(
@@ -58,6 +63,12 @@ class EpochShardSampler(Sampler[tuple[int, int]]):
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         """Select the epoch's order; `start_step` optimiser steps of it were already consumed (resuming)."""
+        if not 0 <= start_step < self.steps_per_epoch:
+            # Past the end the epoch would yield nothing, and a loop waiting for its steps would never end.
+            raise ValueError(
+                f"Cannot start epoch {epoch} at step {start_step}: an epoch has {self.steps_per_epoch} optimiser "
+                f"steps (0 to {self.steps_per_epoch - 1})."
+            )
         self.epoch = epoch
         self.start_step = start_step
 

@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 
 from ...data.loading import modality_counts
 from .arguments import PretrainingArguments
-from .checkpoints import TrainingProgress
 from .optimization import TrainingPlan
+from .progress import TrainingProgress
 
 LOG_FILE = "train_log.jsonl"
 
@@ -90,6 +90,11 @@ class StepLog:
             with self.path.open("a") as log:
                 log.write(json.dumps(record) + "\n")
         self._start_window()
+
+    def notice(self, message: str) -> None:
+        """A line for the user (main process), printed above the progress bar."""
+        if self.accelerator.is_main_process:
+            tqdm.write(message)
 
     def close(self) -> None:
         self.bar.close()
