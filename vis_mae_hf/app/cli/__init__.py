@@ -9,8 +9,8 @@ The error policy, here and nowhere else:
 - usage error (an unknown option, a missing or ill-formed value): argparse prints the usage and
   `vis-mae <command>: error: ...`, exit status 2;
 - user error (a `CommandError`, or a `ValueError`/`OSError` from the library: a missing file, a bad dataset, a
-  refused repository; the library's errors name the input and what would be right; or an `ImportError`: an
-  optional package not installed, e.g. the demo extra): one line `vis-mae <command>: error: <message>` on stderr,
+  refused repository; the library's errors name the input and what would be right; an `ImportError`: an optional
+  package not installed, e.g. the demo extra; or a `PretrainingStopped`: a NaN loss, an unreadable image): one line `vis-mae <command>: error: <message>` on stderr,
   exit status 1;
 - `vis-mae --debug COMMAND ...`: the traceback instead of that line;
 - anything else is a bug and shows Python's traceback.
