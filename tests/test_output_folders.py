@@ -14,6 +14,7 @@ from vis_mae_hf.output_folders import (
     MANIFEST_NAME,
     OutputFolderError,
     check_apart,
+    check_folder_path,
     open_output_folder,
 )
 
@@ -67,7 +68,7 @@ def test_a_folder_with_files_and_no_manifest_is_refused_naming_what_is_in_it(tmp
 
 def test_a_file_given_as_the_output_folder_is_refused(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"weights")
-    with pytest.raises(OutputFolderError, match="is a file, not a folder"):
+    with pytest.raises(OutputFolderError, match="is an existing file; give a folder to write into"):
         open_output_folder(tmp_path / "model.safetensors", TOOL)
 
 
@@ -216,3 +217,10 @@ def test_nothing_is_written_or_removed_through_a_folder_linked_out_of_the_output
     with pytest.raises(OutputFolderError, match="the folders of train/new.arrow are links out"):
         open_output_folder(output, TOOL, resume=True).claim("train/new.arrow")
     assert file_hashes(elsewhere) == before and not (elsewhere / "new.arrow").exists()
+
+
+def test_a_file_where_a_parent_folder_should_be_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(OutputFolderError, match=r"lies under .*notes\.txt, which is a file"):
+        check_folder_path(tmp_path / "notes.txt" / "out", "--output")
+    assert check_folder_path(tmp_path / "new" / "out") == tmp_path / "new" / "out"  # missing folders are made later

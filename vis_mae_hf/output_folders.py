@@ -229,6 +229,19 @@ def check_apart(output: str | Path, inputs: Iterable[str | Path]) -> None:
             )
 
 
+def check_folder_path(path: str | Path, name: str = "The output") -> Path:
+    """`path` as a folder to write into (made when missing): an existing file there, or a file where one of its parent
+    folders should be, is refused before any work is done. `name` says how the user gave it (e.g. "--output")."""
+    path = Path(path)
+    for place in (path, *path.parents):
+        if place.is_dir():
+            return path
+        if place.exists():
+            where = "is an existing file" if place == path else f"lies under {place}, which is a file"
+            raise OutputFolderError(f"{name} {path} {where}; give a folder to write into (it is created if missing).")
+    return path
+
+
 def open_output_folder(
     path: str | Path,
     tool: str,
@@ -249,10 +262,8 @@ def open_output_folder(
     Raises:
         OutputFolderError: naming the folder, what is in it and what to do.
     """
-    path = Path(path).expanduser().resolve()
+    path = check_folder_path(Path(path).expanduser().resolve())
     check_apart(path, inputs)
-    if path.exists() and not path.is_dir():
-        raise OutputFolderError(f"The output {path} is a file, not a folder; choose a folder for the output.")
     manifest_path = path / MANIFEST_NAME
     if not manifest_path.is_file():
         contents = sorted(path.iterdir()) if path.is_dir() else []
@@ -317,4 +328,4 @@ def _folder_listing(contents: Sequence[Path]) -> str:
     return "holds " + _listing([entry.name + ("/" if entry.is_dir() else "") for entry in contents])
 
 
-__all__ = ["MANIFEST_NAME", "OutputFolder", "OutputFolderError", "check_apart", "open_output_folder"]
+__all__ = ["MANIFEST_NAME", "OutputFolder", "OutputFolderError", "check_apart", "check_folder_path", "open_output_folder"]

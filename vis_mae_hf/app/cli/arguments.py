@@ -11,7 +11,8 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from ...medical.windows import HEADER_WINDOW, Window, parse_window
-from . import CommandError, set_handler
+from ...output_folders import check_folder_path
+from . import set_handler
 
 
 def window_argument(text: str) -> Window:
@@ -34,16 +35,8 @@ def fallback_window_argument(text: str) -> Window:
 
 
 def output_folder(path: str | Path, option: str = "--output") -> Path:
-    """`path` as the folder a command writes into (made by the command if missing). An existing file there, or a
-    file where one of its parent folders should be, is a user error, found before any work is done."""
-    path = Path(path)
-    for place in (path, *path.parents):
-        if place.is_dir():
-            return path
-        if place.exists():
-            where = "is an existing file" if place == path else f"lies under {place}, which is a file"
-            raise CommandError(f"{option} {path} {where}; give a folder to write into (it is created if missing).")
-    return path
+    """`path` as the folder a command writes into, checked before any work (`output_folders.check_folder_path`)."""
+    return check_folder_path(path, option)
 
 
 def positive_int(text: str) -> int:
