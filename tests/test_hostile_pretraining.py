@@ -342,7 +342,7 @@ def test_an_output_dir_that_is_a_file_is_refused_untouched(capsys, tmp_path, ima
     notes.write_text("the user's notes")
     status, _, err = pretrain(capsys, notes, images, "--max-steps", 1)
     assert status == 1
-    assert_one_error_line(err, "pretrain", f"--output-dir {notes} is a file")
+    assert_one_error_line(err, "pretrain", f"--output-dir {notes} is an existing file")
     assert notes.read_text() == "the user's notes"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from ...configuration_vis_mae import VisMaeConfig
+from ...output_folders import check_folder_path
 from ...recipes import Recipe, get_recipe
 from ...vocabulary import CORPUS_SELECTIONS, GENERIC, PRETRAINING, corpus_selection
 from ..recipe_defaults import recipe_option, with_recipe_defaults
@@ -144,9 +145,7 @@ class PretrainingArguments:
 
     def check_paths(self) -> None:
         """The output folder can be one, and a local model to continue from exists."""
-        output_dir = Path(self.output_dir)
-        if output_dir.exists() and not output_dir.is_dir():
-            raise ValueError(f"--output-dir {output_dir} is a file; give a folder (new, or one of an earlier run).")
+        check_folder_path(self.output_dir, "--output-dir")
         model = self.model_name_or_path
         if model and model.startswith(("/", ".", "~")) and not Path(model).expanduser().exists():
             raise FileNotFoundError(f"--model-name-or-path {model}: no such folder (a saved model or a Hub id).")
