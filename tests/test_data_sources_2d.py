@@ -250,11 +250,13 @@ def test_chestxray14_is_multilabel_with_official_split(tmp_path):
 def test_chestxray14_stops_on_missing_images_unless_asked(tmp_path):
     source = make_chestxray_tree(tmp_path / "src")
     (source / "images" / "00000005_000.png").unlink()
-    with pytest.raises(FileNotFoundError, match="00000005_000.png"):
+    with pytest.raises(ValueError, match="00000005_000.png: listed in Data_Entry_2017.csv but not .*--on-error skip"):
         _convert("chestxray14", source, tmp_path)
-    dataset, result = _convert("chestxray14", source, tmp_path / "skip", skip_missing_images=True)
+    assert not (tmp_path / "chestxray14-out").exists()
+    dataset, result = _convert("chestxray14", source, tmp_path / "skip", on_error="skip")
     assert len(dataset["train"]) == 7
-    assert "skipped 1 image(s)" in read_conversion_metadata(result.output_dir)["source_notes"][0]
+    skipped = read_conversion_metadata(result.output_dir)["summary"]["skipped"]
+    assert [entry["file"] for entry in skipped] == ["00000005_000.png"]
 
 
 # ---------------------------------------------------------------- MRNet (train/{plane}/0000.npy + train-acl.csv)

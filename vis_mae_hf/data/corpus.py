@@ -57,6 +57,7 @@ from ..vocabulary import (
 )
 from .features import png_bytes
 from .modality_preprocessing import (
+    NON_IMAGE_SUFFIXES,
     ModalityPreprocessing,
     SkippedFile,
     letterbox,
@@ -68,12 +69,6 @@ CORPUS_OPTIONS_FILE = "corpus_options.json"
 CORPUS_TOOL = "vis-mae data corpus"  # the command named in the output folder's manifest
 NOT_WALKED = "not walked"  # the skipped-category of folders, links and special files the walk did not read
 _SHARD_STEM = "shard-{:05d}"
-# Files that are obviously not images are counted, not listed as skipped: a clinical export is full of them.
-_NON_IMAGE_SUFFIXES = {
-    ".txt", ".csv", ".tsv", ".json", ".xml", ".md", ".html", ".htm", ".pdf", ".py", ".zip", ".tar", ".tgz", ".7z",
-    ".xlsx", ".xls", ".log", ".yaml", ".yml", ".ini", ".cfg", ".doc", ".docx", ".npy", ".npz", ".h5", ".hdf5",
-    ".parquet", ".arrow", ".mat", ".pkl",
-}
 _SKIPPED_LISTED_IN_SUMMARY = 1000
 _ROWS_PER_ROW_GROUP = 256
 
@@ -195,7 +190,7 @@ def process_file(task: tuple[InputFile, ModalityPreprocessing, int]) -> FileResu
     path = Path(input_file.path)
     name = path.name.lower()
     compressed_non_nifti = name.endswith(".gz") and not name.endswith(".nii.gz")  # .tar.gz, .csv.gz, ...
-    if compressed_non_nifti or path.suffix.lower() in _NON_IMAGE_SUFFIXES:
+    if compressed_non_nifti or path.suffix.lower() in NON_IMAGE_SUFFIXES:
         return FileResult(input_file.path, [], ignored=True)
     try:
         modality, images = read_images(path, preprocessing, input_file.modality_hint)

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image as PILImage
 
 from ..vocabulary import CLASSIFICATION, DATASET_TASKS, MULTILABEL, SEGMENTATION
+from .masks import mask_class_indices
 
 
 def build_features(
@@ -97,20 +98,12 @@ def encode_uint8_image(pixels: np.ndarray) -> dict:
 
 
 def encode_mask(mask: np.ndarray, *, n_labels: int, name: str = "mask") -> dict:
-    """Integer class indices (H, W) -> uint8 PNG, after checking every value is a known class."""
+    """Integer class indices (H, W) -> uint8 PNG, after checking every value is a known class (`masks`)."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"{name}: a mask must be 2-D (H, W), got shape {mask.shape}.")
-    if mask.dtype.kind == "f":
-        rounded = np.rint(mask)
-        if not np.allclose(mask, rounded, atol=1e-3):
-            raise ValueError(f"{name}: mask holds non-integer values; expected class indices 0..{n_labels - 1}.")
-        mask = rounded
-    mask = mask.astype(np.int64)
-    if mask.size and (mask.min() < 0 or mask.max() >= n_labels):
-        unknown = sorted(set(np.unique(mask).tolist()) - set(range(n_labels)))
-        raise ValueError(f"{name}: mask values {unknown} are not classes 0..{n_labels - 1}.")
-    return {"bytes": png_bytes(mask.astype(np.uint8)), "path": None}
+    indices, _ = mask_class_indices(mask, n_labels, name=name, allow_binary_255=False)
+    return {"bytes": png_bytes(indices.astype(np.uint8)), "path": None}
 
 
 def open_image_file(path: str | Path, *, mode: str) -> tuple[dict, tuple[int, int]]:
@@ -145,7 +138,12 @@ def _convert_mode(image: PILImage.Image, mode: str, path: Path) -> PILImage.Imag
 
 
 def read_mask_file(path: str | Path) -> np.ndarray:
-    """A 2-D mask file (PNG/TIFF/GIF) -> (H, W) integer array of its stored values (first channel if colour)."""
+    """A 2-D mask file (PNG/TIFF/GIF/BMP) -> (H, W) integer array of its stored values.
+
+    Palette images give their indices (the usual way class masks are saved). A colour file gives its first channel
+    when its colour channels agree (a grey mask saved as RGB); a mask whose colours differ encodes classes as colours,
+    which cannot be read as class indices, and is refused.
+    """
     path = Path(path)
     try:
         with PILImage.open(path) as image:
@@ -153,7 +151,15 @@ def read_mask_file(path: str | Path) -> np.ndarray:
     except (OSError, SyntaxError) as error:
         raise ValueError(f"{path}: cannot be read as a mask image ({error}).") from error
     if array.ndim == 3:
+        colour = array[..., :3]
+        if colour.shape[-1] > 1 and not (colour == colour[..., :1]).all():
+            raise ValueError(
+                f"{path}: a colour mask (its red, green and blue differ); store one class index per pixel, as a grey "
+                "or palette PNG."
+            )
         array = array[..., 0]
+    if array.ndim != 2:
+        raise ValueError(f"{path}: a mask is one 2-D image, got an array of shape {array.shape}.")
     return array
 
 

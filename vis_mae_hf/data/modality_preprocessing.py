@@ -66,6 +66,14 @@ _FOLDER_WORDS = {
     "ultrasound": US,
 }
 
+# Files that are obviously not images: the corpus counts them and labelled studies leave them out, without listing
+# them as bad, since a clinical export is full of them.
+NON_IMAGE_SUFFIXES = {
+    ".txt", ".csv", ".tsv", ".json", ".xml", ".md", ".html", ".htm", ".pdf", ".py", ".zip", ".tar", ".tgz", ".7z",
+    ".xlsx", ".xls", ".log", ".yaml", ".yml", ".ini", ".cfg", ".doc", ".docx", ".npy", ".npz", ".h5", ".hdf5",
+    ".parquet", ".arrow", ".mat", ".pkl",
+}
+
 
 class SkippedFile(ValueError):
     """A file that gives no image, with the reason and a short category for the summary counts."""
@@ -185,15 +193,21 @@ def load_volume(path: Path) -> MedicalVolume:
         raise SkippedFile(str(error), SkippedFile.UNREADABLE) from error
 
 
+def volume_unit_range(volume: MedicalVolume, modality: str, options: ModalityPreprocessing) -> np.ndarray:
+    """A loaded volume mapped onto [0, 1] over the whole volume by the rules of its modality: CT the `window`, MR and
+    PET the percentiles, anything else min-max (so every slice of a volume shares one mapping)."""
+
+    if modality == CT:
+        return volume.unit_range(options.window)
+    if modality in (MR, PET):
+        return percentile_unit_range(volume.values, *options.percentiles)
+    return volume.unit_range()
+
+
 def volume_images(volume: MedicalVolume, modality: str, options: ModalityPreprocessing) -> list[tuple[int, np.ndarray]]:
     """[(axial slice index, [0, 1] grey image)] of a loaded volume, normalised over the whole volume."""
 
-    if modality == CT:
-        scaled = volume.unit_range(options.window)
-    elif modality in (MR, PET):
-        scaled = percentile_unit_range(volume.values, *options.percentiles)
-    else:
-        scaled = volume.unit_range()
+    scaled = volume_unit_range(volume, modality, options)
     n_slices = scaled.shape[AXIAL_AXIS]
     if options.skip_constant:
         in_plane = tuple(axis for axis in range(scaled.ndim) if axis != AXIAL_AXIS)

@@ -1,4 +1,5 @@
-"""Name -> converter of every published source, and the one-call Python API `convert(name, source_dir, output)`."""
+"""Name -> converter of every source (the published sets and the generic `decathlon`, `image-mask-pairs` and `table`
+for a user's own data), and the one-call Python API `convert(name, source, output)`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ SOURCES: dict[str, str] = {
     "knee_oa": "vis_mae_hf.data.sources.knee_oa:KneeOAConverter",
     "chestxray14": "vis_mae_hf.data.sources.chestxray14:ChestXray14Converter",
     "labelled_studies": "vis_mae_hf.data.sources.labelled_studies:LabelledStudiesConverter",
+    # A user's own data in the common generic layouts.
+    "decathlon": "vis_mae_hf.data.sources.decathlon:DecathlonConverter",
+    "image-mask-pairs": "vis_mae_hf.data.sources.image_mask_pairs:ImageMaskPairsConverter",
+    "table": "vis_mae_hf.data.sources.table:TableConverter",
 }
 
 
@@ -50,9 +55,10 @@ def get_converter(name: str, **options):
 
 def convert(
     name: str,
-    source_dir: str | Path,
+    source: str | Path,
     output_dir: str | Path,
     *,
+    on_error: str = "stop",
     seed: int = 0,
     n_folds: int = 5,
     output_format: str = "arrow",
@@ -61,14 +67,15 @@ def convert(
     progress: bool = True,
     **options,
 ):
-    """Convert the published tree of source `name` at `source_dir` into a dataset at `output_dir`.
+    """Convert the tree of source `name` at `source` (a CSV/TSV file for `table`) into a dataset at `output_dir`.
 
+    `on_error` is the bad-file policy: "stop" fails naming the file, "skip" leaves it out and lists it in the summary.
     Returns a `ConversionResult` (`.output_dir`, `.summary`, `.load()` -> `DatasetDict`).
     """
 
     return convert_source(
         get_converter(name, **options),
-        source_dir,
+        source,
         output_dir,
         seed=seed,
         n_folds=n_folds,
@@ -76,4 +83,5 @@ def convert(
         num_proc=num_proc,
         overwrite=overwrite,
         progress=progress,
+        on_error=on_error,
     )

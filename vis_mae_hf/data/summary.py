@@ -11,6 +11,8 @@ from PIL import Image as PILImage
 from ..vocabulary import CLASSIFICATION, MULTILABEL, SEGMENTATION
 from .folds import fold_statistics
 
+_SKIPPED_PRINTED = 10
+
 
 def summarize_dataset_dict(dataset_dict, *, task: str, label_names: list[str], n_folds: int) -> dict:
     """Counts per split (rows, patients, class balance) and per fold of the cross-validation pool."""
@@ -72,6 +74,14 @@ def format_summary(summary: dict) -> str:
             )
         balance = ", ".join(f"{name}: {count}" for name, count in entry["class_balance"].items())
         lines.append(f"  {balance_title}: {balance}")
+    skipped = summary.get("skipped") or []
+    if skipped:
+        lines.append(f"skipped {len(skipped)} input file(s) (on_error='skip'; all are listed in the summary):")
+        lines.extend(f"  {entry['file']}: {entry['reason']}" for entry in skipped[:_SKIPPED_PRINTED])
+        if len(skipped) > _SKIPPED_PRINTED:
+            lines.append(f"  ... and {len(skipped) - _SKIPPED_PRINTED} more")
+    lines.extend(f"note: {note}" for note in summary.get("notes") or [])
+    lines.extend(f"note: {note}" for note in summary.get("fold_notes") or [] if "gave no rows" in note)
     if summary.get("patients_shared_across_splits"):
         shared = summary["patients_shared_across_splits"]
         lines.append(f"WARNING: {len(shared)} patient(s) appear in the training pool and another split: {shared[:5]}")

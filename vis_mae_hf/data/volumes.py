@@ -45,6 +45,23 @@ def percentile_unit_range(volume: np.ndarray, low: float = 0.5, high: float = 99
     return apply_window(volume, width=float(upper - lower), level=float(upper + lower) / 2.0)
 
 
+# Every CT in Hounsfield units holds air (-1000) or at least fat (-100 to -50) somewhere; a "CT" whose lowest value
+# is above this holds something else: an MR or PET, or CT pixels stored without their rescale to HU.
+LOWEST_HOUNSFIELD_EXPECTED = -50.0
+
+
+def check_hounsfield(values: np.ndarray, *, name: str, declared_by: str) -> None:
+    """Refuse a volume taken as CT (as `declared_by` says) whose values cannot be Hounsfield units, so that an MR is
+    never windowed as CT without a word."""
+    lowest = float(np.min(values)) if np.size(values) else 0.0
+    if lowest > LOWEST_HOUNSFIELD_EXPECTED:
+        raise ValueError(
+            f"{name}: {declared_by} says CT, but its lowest value is {lowest:g}, so it is not in Hounsfield units (air "
+            f"is -1000 HU, fat about -100 HU). If it is another modality, give it (--modality MR, PET, ...); if it is "
+            "CT stored without its rescale, convert it to HU first."
+        )
+
+
 def load_label_volume(mask_path: Path, image: MedicalVolume) -> np.ndarray:
     """The label volume in `mask_path` as int16 class indices, checked to lie on the voxel grid of `image`."""
 

@@ -1,4 +1,8 @@
-"""`vis-mae data convert|corpus|demo|sources`: the dataset commands. Heavy imports happen inside the handlers."""
+"""`vis-mae data convert|corpus|demo|sources`: the dataset commands. Heavy imports happen inside the handlers.
+
+`data convert` passes a source's options as `--option KEY=VALUE`, or as the flags shared by the sources that have the
+option (`CONVERTER_OPTION_FLAGS`: `--window`, `--modality`, `--axis`, `--keep-empty-slices`, `--label-names`, ...).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,12 @@ import json
 import sys
 from collections import Counter
 
+from ...data.bad_inputs import ON_ERROR_CHOICES
 from ...data.corpus import build_corpus
 from ...data.demo import demo_cache_dir, load_demo_corpus, load_demo_segmentation
 from ...data.modality_preprocessing import ModalityPreprocessing
 from ...data.registry import available_sources, convert, converter_class, get_converter
+from ...data.sources.decathlon import SLICE_AXES
 from . import CommandError, set_handler
 from .arguments import fallback_window_argument, positive_int
 
@@ -34,21 +40,43 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     return parser
 
 
+# Flags of `data convert` that set a converter option of the same meaning in every source that has it (dest -> option).
+CONVERTER_OPTION_FLAGS = {
+    "window": "window",
+    "modality": "modality",
+    "axis": "axis",
+    "keep_empty_slices": "keep_empty_slices",
+    "label_names": "labels",
+    "colour": "colour",
+    "path_column": "path_column",
+    "label_column": "label_columns",
+    "patient_column": "patient_column",
+}
+
+
 def _add_convert(commands) -> None:
     convert = commands.add_parser(
         "convert",
-        help="Convert a published downstream set into a datasets.DatasetDict with folds and label ranks.",
-        description="Convert the tree of SOURCE_DIR, laid out as its publisher distributes it (see "
-        "`vis-mae data sources NAME`), into OUTPUT.",
+        help="Convert a published downstream set, or your own, into a datasets.DatasetDict with folds and label ranks.",
+        description="Convert SOURCE into OUTPUT: a published set laid out as its publisher distributes it, or your own "
+        "data as a Decathlon/nnU-Net folder (decathlon), image and mask files (image-mask-pairs) or a table of files "
+        "and labels (table). `vis-mae data sources NAME` describes each layout and its options.",
     )
     convert.add_argument("name", choices=available_sources(), metavar="NAME",
                          help="source name (see `vis-mae data sources`)")
-    convert.add_argument("source_dir", help="the published tree, as downloaded and extracted")
+    convert.add_argument("source_dir", metavar="SOURCE",
+                         help="the source folder; for `table` (and `image-mask-pairs` from a table) a CSV/TSV file")
     convert.add_argument("--output", required=True, help="output folder: new, empty, or an earlier conversion")
+    convert.add_argument(
+        "--on-error", choices=ON_ERROR_CHOICES, default="stop",
+        help="a bad input file (unreadable, an image without its mask, a mask of another size or with undeclared "
+        "values): stop before writing anything, naming it (default), or skip it and list it in the summary",
+    )
     convert.add_argument("--seed", type=int, default=0, help="seed of the folds and label ranks (default 0)")
     convert.add_argument("--n-folds", type=positive_int, default=5, help="cross-validation folds (default 5)")
     convert.add_argument("--format", choices=("arrow", "parquet"), default="arrow", help="save_to_disk or parquet")
     convert.add_argument("--num-proc", type=positive_int, default=None, help="worker processes for decoding")
+    _add_converter_option_flags(convert)
     convert.add_argument(
         "--option",
         action="append",
@@ -62,6 +90,32 @@ def _add_convert(commands) -> None:
         help="replace an earlier, different conversion in OUTPUT (only the files it wrote; nothing else there)",
     )
     set_handler(convert, _convert)
+
+
+def _add_converter_option_flags(convert) -> None:
+    """The flags of `CONVERTER_OPTION_FLAGS`; each applies to the sources with that option."""
+    group = convert.add_argument_group("source options (each applies to the sources that have it)")
+    group.add_argument(
+        "--window", type=fallback_window_argument, default=None,
+        help="CT window: a preset name or WIDTH,LEVEL in HU (decathlon, image-mask-pairs, table, labelled_studies, "
+        "btcv, amos)",
+    )
+    group.add_argument("--modality", default=None,
+                       help="modality of the images, e.g. CT or MR (decathlon: instead of dataset.json's)")
+    group.add_argument("--axis", choices=tuple(SLICE_AXES), default=None,
+                       help="decathlon: the axis slices are cut along (default axial)")
+    group.add_argument("--keep-empty-slices", action="store_true", default=None,
+                       help="decathlon: keep slices without any label too (default: only slices with a label)")
+    group.add_argument("--label-names", type=comma_list, default=None, metavar="NAME,NAME,...",
+                       help="image-mask-pairs: the names of mask values 0, 1, ... (default background,foreground); "
+                       "table: the order of the classes")
+    group.add_argument("--colour", action="store_true", default=None,
+                       help="image-mask-pairs, table: keep colour images in colour (default grey)")
+    group.add_argument("--path-column", default=None, help="table: the column of image paths (default path)")
+    group.add_argument("--label-column", action="append", default=None,
+                       help="table: the label column (default label); repeat for multi-label, one 0/1 column a class")
+    group.add_argument("--patient-column", default=None,
+                       help="table: the patient column (rows of one patient share a fold; default: one file a patient)")
 
 
 def _add_corpus(commands) -> None:
@@ -121,8 +175,34 @@ def parse_modality_hint(text: str) -> tuple[str, str]:
     return path, modality
 
 
-def _convert(args) -> int:
+def comma_list(text: str) -> list[str]:
+    """"background,liver, tumour" -> ["background", "liver", "tumour"]; an empty name is a usage error."""
+    names = [name.strip() for name in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected names separated by commas, got {text!r}.")
+    return names
+
+
+def converter_options(args) -> dict:
+    """The source options of a `data convert` command line: `--option KEY=VALUE`s and the option flags, checked
+    against the source's options (a flag it has no option for is an error, not ignored)."""
     options = dict(args.option)
+    known = {field.name for field in dataclasses.fields(converter_class(args.name)) if field.init}
+    for dest, option in CONVERTER_OPTION_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        flag = "--" + dest.replace("_", "-")
+        if option not in known:
+            raise CommandError(f"{flag} does not apply to source {args.name!r}; its options are {sorted(known)}.")
+        if option in options:
+            raise CommandError(f"{flag} and --option {option}=... both set {option}; give one.")
+        options[option] = value
+    return options
+
+
+def _convert(args) -> int:
+    options = converter_options(args)
     try:
         get_converter(args.name, **options)  # an unknown option fails here, before any file is read
     except TypeError as error:
@@ -131,6 +211,7 @@ def _convert(args) -> int:
         args.name,
         args.source_dir,
         args.output,
+        on_error=args.on_error,
         seed=args.seed,
         n_folds=args.n_folds,
         output_format=args.format,

@@ -94,7 +94,10 @@ class ACDCConverter(SourceConverter):
                     if split == "test":
                         self.note(f"{patient_dir.name} {phase}: no {stem}_gt.nii.gz, left out")
                         continue
-                    raise FileNotFoundError(f"acdc: training volume {image} has no labels {stem}_gt.nii.gz.")
+                    self.reject(
+                        relative_to_source(image, source_dir), f"a training volume without labels {stem}_gt.nii.gz"
+                    )
+                    continue
                 cases.append(
                     Case(
                         patient_id=patient_dir.name,

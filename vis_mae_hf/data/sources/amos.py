@@ -5,7 +5,10 @@ Published layout (Zenodo 7155725, CC BY 4.0), `amos22/`:
     imagesTr/amos_0001.nii.gz, labelsTr/amos_0001.nii.gz     training volumes and labels
     imagesVa/..., labelsVa/...                                validation volumes and labels
     imagesTs/...                                              test volumes without labels (not converted)
-Scans with id >= 500 (`amos_0507`) are MR, the others CT. `SOURCE_DIR` may be `amos22` or a folder above it.
+AMOS numbers its scans: ids 1-500 are CT, 501-600 (`amos_0507`) MR. That rule is AMOS's own, so this converter
+reads AMOS's tree only (a CT by number whose values are not Hounsfield units is refused, naming the file); convert
+another nnU-Net or Decathlon set with `decathlon`, which reads the modality from its dataset.json.
+`SOURCE_DIR` may be `amos22` or a folder above it.
 Label names are read from `dataset.json` (15 organs: spleen, kidneys, gallbladder, esophagus, liver, stomach,
 aorta, postcava, pancreas, adrenal glands, duodenum, bladder, prostate/uterus).
 
@@ -29,9 +32,14 @@ from ...medical.orientation import AXIAL_AXIS, display_slice
 from ...vocabulary import CT, MR, SEGMENTATION
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image, encode_mask
-from ..volumes import load_image_and_mask, percentile_unit_range, select_slices
+from ..volumes import (
+    check_hounsfield,
+    load_image_and_mask,
+    percentile_unit_range,
+    select_slices,
+)
 
-FIRST_MR_ID = 500
+FIRST_MR_ID = 501
 _IMAGE_NAME = re.compile(r"^amos_(?P<number>\d+)\.nii(\.gz)?$")
 _PUBLISHED_SPLITS = {"Tr": "train", "Va": "validation"}
 
@@ -101,7 +109,10 @@ class AMOSConverter(SourceConverter):
                     continue
                 label_path = root / f"labels{published}" / image_path.name
                 if not label_path.is_file():
-                    raise FileNotFoundError(f"amos: {image_path} has no labels {label_path}.")
+                    self.reject(
+                        relative_to_source(image_path, source_dir), f"no labels {label_path.name} in labels{published}/"
+                    )
+                    continue
                 cases.append(
                     Case(
                         patient_id=f"amos_{match['number']}",
@@ -119,6 +130,7 @@ class AMOSConverter(SourceConverter):
         if modality == MR:
             scaled = percentile_unit_range(image.values, *self.mr_percentiles)
         else:
+            check_hounsfield(image.values, name=case.files["image"], declared_by="AMOS's numbering (ids 1-500)")
             scaled = image.unit_range(self.window)
         n_labels = len(self.label_names(source_dir))
         for index in select_slices(mask, AXIAL_AXIS, mask.shape[AXIAL_AXIS], self.slices, name=case.files["mask"]):

@@ -79,7 +79,8 @@ class BTCVConverter(SourceConverter):
             suffix = image_path.name[len("img") :]
             label_path = label_dir / f"label{suffix}"
             if not label_path.is_file():
-                raise FileNotFoundError(f"btcv: {image_path} has no label volume {label_path}.")
+                self.reject(relative_to_source(image_path, source_dir), f"no label volume {label_path.name} in label/")
+                continue
             cases.append(
                 Case(
                     patient_id=match["number"],

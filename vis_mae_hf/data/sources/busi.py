@@ -99,7 +99,8 @@ class _BUSIConverter(SourceConverter):
                 continue
             masks = sorted(path.parent.glob(f"{path.stem}_mask*.png"))
             if not masks:
-                raise FileNotFoundError(f"busi: {path} has no mask `{path.stem}_mask.png` beside it.")
+                self.reject(relative_to_source(path, source_dir), f"no mask `{path.stem}_mask.png` beside it")
+                continue
             images.append(
                 _BUSIImage(
                     name=path.stem,

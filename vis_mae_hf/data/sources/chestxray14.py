@@ -11,8 +11,8 @@ Rows: `labels` is the list of findings (empty for "No Finding"), in the 14 names
 (8 digits, the prefix of the image name). `train_val_list` is the cross-validation pool and `test_list` the
 `test` split, as published (the lists are already patient-wise). Folds are stratified on "any finding".
 Extra columns: `view_position` (PA/AP), `follow_up`, `patient_age`, `patient_sex`. Images are stored as published
-(the few RGBA PNGs are converted to grey). Images listed in the CSV but missing on disk stop the conversion,
-unless `skip_missing_images=True` (then they are left out and counted in the notes).
+(the few RGBA PNGs are converted to grey). Images listed in the CSV but missing on disk are bad inputs: they stop
+the conversion, or with `--on-error skip` (after extracting only some of the archives) are left out and listed.
 """
 
 from __future__ import annotations
@@ -69,8 +69,6 @@ def parse_findings(text: str, *, image: str) -> list[int]:
 
 @dataclass
 class ChestXray14Converter(SourceConverter):
-    skip_missing_images: bool = False
-
     name = "chestxray14"
     task = MULTILABEL
     homepage = "https://nihcc.app.box.com/v/ChestXray-NIHCC"
@@ -99,7 +97,7 @@ class ChestXray14Converter(SourceConverter):
                 if line.strip():
                     split_of[line.strip()] = split
         image_paths = {path.name: path for path in source_dir.rglob("*.png")}
-        cases, missing = [], []
+        cases = []
         with open(entries_path, newline="") as handle:
             reader = csv.DictReader(handle)
             required = {"Image Index", "Finding Labels", "Patient ID"}
@@ -111,7 +109,8 @@ class ChestXray14Converter(SourceConverter):
                 if image not in split_of:
                     raise ValueError(f"chestxray14: {image} is in {entries_path.name} but in neither split list.")
                 if image not in image_paths:
-                    missing.append(image)
+                    self.reject(image, f"listed in {entries_path.name} but not under {source_dir} (extract every "
+                                "images_*.tar.gz)")
                     continue
                 labels = parse_findings(row["Finding Labels"], image=image)
                 cases.append(
@@ -129,13 +128,6 @@ class ChestXray14Converter(SourceConverter):
                         },
                     )
                 )
-        if missing:
-            message = f"{len(missing)} image(s) of {entries_path.name} are not under {source_dir} (e.g. {missing[:3]})"
-            if not self.skip_missing_images:
-                raise FileNotFoundError(
-                    f"chestxray14: {message}; extract all images_*.tar.gz or pass skip_missing_images=True."
-                )
-            self.note(f"skipped {message}")
         return cases
 
     def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:

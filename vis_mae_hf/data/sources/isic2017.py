@@ -87,7 +87,8 @@ class ISIC2017Converter(SourceConverter):
                 image_id = image_path.stem
                 mask_path = truth_dir / f"{image_id}_segmentation.png"
                 if not mask_path.is_file():
-                    raise FileNotFoundError(f"isic2017: {image_path} has no ground truth {mask_path}.")
+                    self.reject(relative_to_source(image_path, source_dir), f"no ground truth {mask_path.name}")
+                    continue
                 diagnosis = diagnoses.get(image_id, -1)
                 cases.append(
                     Case(

@@ -9,7 +9,8 @@ same tree is mirrored on Kaggle): `kneeKL224/{train,val,test,auto_test}/{0,1,2,3
 Splits: `train` and `val` form the cross-validation pool (their published split stays in `official_split`),
 `test` becomes the `test` split, or joins the pool with `include_test_in_folds=True`. `auto_test` holds the same
 test knees cropped by the authors' detector and is skipped. `case_id` is the OAI participant, so both knees of a
-person stay in one fold; `side` is L or R. Labels are the KL grades 0 (none) to 4 (severe); folds are
+person stay in one fold (a file named otherwise is its own case, keyed by its path, so files of one name in two
+grade folders are never merged); `side` is L or R. Labels are the KL grades 0 (none) to 4 (severe); folds are
 stratified on them. Images are stored as published (grey PNG, unchanged bytes).
 """
 
@@ -78,7 +79,9 @@ class KneeOAConverter(SourceConverter):
                         continue
                     for image_path in sorted(grade_dir.glob("*.png")):
                         match = _FILE_NAME.match(image_path.stem)
-                        patient = match["patient"] if match else image_path.stem
+                        # A name without an OAI id says nothing about the person: its path keeps it apart from files
+                        # of the same name in other grade folders.
+                        patient = match["patient"] if match else f"{published}/{grade}/{image_path.stem}"
                         side = (match["side"] or "") if match else ""
                         cases.append(
                             Case(

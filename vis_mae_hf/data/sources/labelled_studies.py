@@ -6,8 +6,11 @@ authors), or any local cohort. Layout:
                                             at any depth), NIfTI volumes and/or 2-D images (PNG, JPEG, TIFF)
     SOURCE_DIR/<class>/<study>.nii.gz       or a single-file study (NIfTI, DICOM, PNG, ...)
     SOURCE_DIR/studies.csv                  optional: columns `study`, `patient`, when a patient has several
-                                            studies (they then share a fold); otherwise each study is a patient
-Classes are the sorted folder names, or `class_names` to fix their order (a folder not in it is an error).
+                                            studies (they then share a fold); `study` is the study's name, or
+                                            `<class>/<study>` where two class folders hold studies of one name
+Otherwise each study is its own patient, `case_id` `<class>/<study>`: studies of the same name in two class folders
+are two patients, never one. Classes are the sorted folder names, or `class_names` to fix their order (a folder not
+in it is an error).
 
 Rows: every slice of every series/volume and every 2-D image (`max_slices_per_series` spaces them evenly when
 set), grey uint8 at native size, with `label`, `study_id`, `series` (the series folder or file inside the study),
@@ -15,7 +18,12 @@ set), grey uint8 at native size, with `label`, `study_id`, `series` (the series 
 Intensity follows `modality_preprocessing`, the same rules as the pretraining corpus: CT `window` (header
 windows are per slice and would make one volume inconsistent), MR and PET per-volume [0.5, 99.5] percentiles, so
 every slice of a series shares one mapping. Modality comes from the DICOM header; for NIfTI and 2-D images, from
-`modality` (e.g. "PET"), else from a folder named after a modality inside the study, else the file is an error.
+`modality` (e.g. "PET"), else from a folder named after a modality inside the study, else the file is bad.
+
+Bad files follow the conversion's `on_error` policy, file by file: one that cannot be read, has no modality, or
+whose every frame is constant (an all-zero DICOM) stops the conversion, or is left out and listed with `skip`.
+Files that are not images (DICOM reports and presentation states, NM, text and spreadsheet files) are left out with a
+note.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ from pathlib import Path
 
 from ...medical.files import DICOM, file_kind
 from ...vocabulary import CLASSIFICATION, imaging_modality
+from ..bad_inputs import InputNotice, SkippedInput
 from ..conversion import Case, SourceConverter, relative_to_source
 from ..features import encode_grey_image
 from ..modality_preprocessing import (
+    NON_IMAGE_SUFFIXES,
     ModalityPreprocessing,
     SkippedFile,
     load_volume,
@@ -50,7 +60,11 @@ def _study_units(study: Path) -> list[tuple[str, Path]]:
         visible = sorted(name for name in files if not name.startswith("."))
         if any(file_kind(Path(name)) == DICOM for name in visible):
             units.append(("series", Path(folder)))
-        units.extend(("file", Path(folder) / name) for name in visible if file_kind(Path(name)) != DICOM)
+        units.extend(
+            ("file", Path(folder) / name)
+            for name in visible
+            if file_kind(Path(name)) != DICOM and Path(name).suffix.lower() not in NON_IMAGE_SUFFIXES
+        )
     return units
 
 
@@ -114,9 +128,10 @@ class LabelledStudiesConverter(SourceConverter):
                 continue
             for study in sorted(path for path in class_dir.iterdir() if not path.name.startswith(".")):
                 study_id = study.name.split(".", 1)[0] if study.is_file() else study.name
+                in_class = f"{class_name}/{study_id}"
                 cases.append(
                     Case(
-                        patient_id=patients.get(study_id, study_id),
+                        patient_id=patients.get(in_class) or patients.get(study_id) or in_class,
                         stratum=label,
                         files={"study": relative_to_source(study, source_dir)},
                         info={"label": label, "study_id": study_id},
@@ -124,26 +139,37 @@ class LabelledStudiesConverter(SourceConverter):
                 )
         return cases
 
-    def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict]:
+    def iter_rows(self, case: Case, source_dir: Path) -> Iterator[dict | SkippedInput | InputNotice]:
         study = source_dir / case.files["study"]
         preprocessing = self._preprocessing()
         units = _study_units(study)
         if not units:
-            raise ValueError(f"labelled_studies: study {study} holds no files.")
+            raise ValueError(f"labelled_studies: study {study} holds no image files.")
         for kind, path in units:
             within_study = path.relative_to(study) if path != study else Path(path.name)
-            try:
-                if kind == "series":
-                    yield from self._series_rows(case, source_dir, path, within_study, preprocessing)
-                    continue
-                hint = self.modality or modality_from_path(within_study)
-                modality, images = read_images(path, preprocessing, hint)
-            except SkippedFile as skipped:
-                # A labelled set must not lose data silently: an unreadable study file stops the conversion.
-                raise ValueError(f"labelled_studies: {path}: {skipped}") from skipped
-            yield from self._rows(case, source_dir, path, within_study, modality, images)
+            if kind == "series":
+                yield from self._series_rows(case, source_dir, path, within_study, preprocessing)
+                continue
+            hint = self.modality or modality_from_path(within_study)
+            yield from self._file_rows(case, source_dir, path, within_study, preprocessing, hint)
 
-    def _series_rows(self, case, source_dir, folder, within_study, preprocessing) -> Iterator[dict]:
+    def _file_rows(self, case, source_dir, path, within_study, preprocessing, hint) -> Iterator:
+        """The rows of one file, or what the bad-file policy needs to know about it (`bad_inputs`)."""
+        file = relative_to_source(path, source_dir)
+        try:
+            modality, images = read_images(path, preprocessing, hint)
+        except SkippedFile as skipped:
+            if skipped.category in (SkippedFile.MODALITY_NOT_USED, SkippedFile.NOT_AN_IMAGE):
+                yield InputNotice("left out: not an image of a modality VIS-MAE reads", file)
+            else:
+                yield SkippedInput(file, str(skipped))
+            return
+        if not images:
+            yield SkippedInput(file, "every frame or slice has one constant value (no image content)")
+            return
+        yield from self._rows(case, source_dir, path, within_study, modality, images)
+
+    def _series_rows(self, case, source_dir, folder, within_study, preprocessing) -> Iterator:
         try:
             volume = load_volume(folder)
         except SkippedFile:
@@ -152,13 +178,17 @@ class LabelledStudiesConverter(SourceConverter):
             hint = self.modality or modality_from_path(within_study / "_")
             for path in sorted(folder.iterdir()):
                 if path.is_file() and file_kind(path) == DICOM:
-                    file_modality, images = read_images(path, preprocessing, hint)
-                    yield from self._rows(case, source_dir, path, within_study / path.name, file_modality, images)
+                    yield from self._file_rows(case, source_dir, path, within_study / path.name, preprocessing, hint)
             return
         modality = volume.modality or self.modality or modality_from_path(within_study / "_")
+        file = relative_to_source(folder, source_dir)
         if modality is None:
-            raise SkippedFile(f"no modality for the series {folder}", SkippedFile.MODALITY_UNKNOWN)
+            yield SkippedInput(file, "a DICOM series without a modality; pass the modality option")
+            return
         images = volume_images(volume, modality, preprocessing)
+        if not images:
+            yield SkippedInput(file, "every slice has one constant value (no image content)")
+            return
         yield from self._rows(case, source_dir, folder, within_study, modality, images)
 
     def _rows(self, case, source_dir, path, within_study, modality, images) -> Iterator[dict]:

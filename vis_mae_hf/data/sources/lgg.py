@@ -57,7 +57,8 @@ class LGGConverter(SourceConverter):
                 continue
             image_path = mask_path.with_name(f"{match['stem']}_{match['slice']}.tif")
             if not image_path.is_file():
-                raise FileNotFoundError(f"lgg: mask {mask_path} has no image {image_path.name} beside it.")
+                self.reject(relative_to_source(mask_path, source_dir), f"a mask without its image {image_path.name}")
+                continue
             by_study[mask_path.parent].append((int(match["slice"]), relative_to_source(image_path, source_dir)))
         cases = []
         for study_dir, slices in sorted(by_study.items()):

@@ -87,12 +87,15 @@ class MRNetConverter(SourceConverter):
                 label = int(label_text)
                 if label not in (0, 1):
                     raise ValueError(f"mrnet: {labels_path} gives exam {exam} label {label_text!r}; expected 0 or 1.")
-                files = {}
-                for plane in self.planes:
-                    path = root / published / plane / f"{exam}.npy"
-                    if not path.is_file():
-                        raise FileNotFoundError(f"mrnet: exam {exam} of {labels_path.name} has no {path}.")
-                    files[plane] = relative_to_source(path, source_dir)
+                files = {plane: root / published / plane / f"{exam}.npy" for plane in self.planes}
+                missing = [path for path in files.values() if not path.is_file()]
+                for path in missing:
+                    self.reject(
+                        relative_to_source(path, source_dir), f"exam {exam} of {labels_path.name} has no such file"
+                    )
+                if missing:
+                    continue
+                files = {plane: relative_to_source(path, source_dir) for plane, path in files.items()}
                 cases.append(Case(patient_id=exam, split=split, stratum=label, files=files, info={"label": label}))
         return cases
 

@@ -66,7 +66,8 @@ class Prostate158Converter(SourceConverter):
                 continue
             anatomy = exam_dir / "t2_anatomy_reader1.nii.gz"
             if not anatomy.is_file():
-                raise FileNotFoundError(f"prostate158: exam {exam_dir} has t2.nii.gz but no t2_anatomy_reader1.nii.gz.")
+                self.reject(relative_to_source(t2_path, source_dir), "no t2_anatomy_reader1.nii.gz beside it")
+                continue
             files = {"image": relative_to_source(t2_path, source_dir), "mask": relative_to_source(anatomy, source_dir)}
             tumor = exam_dir / "t2_tumor_reader1.nii.gz"
             if self.include_tumor and tumor.is_file():
