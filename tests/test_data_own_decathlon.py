@@ -14,8 +14,9 @@ from test_data_own_trees import (
     make_msd_mr_tree,
     make_nnunet_ct_tree,
     mni_case,
+    mni_slice,
 )
-from test_data_support import check_converted, save_nifti
+from test_data_support import check_converted, save_nifti, save_png
 
 from vis_mae_hf.data import convert, load_converted, read_conversion_metadata
 from vis_mae_hf.data.sources.decathlon import modality_of_channel
@@ -247,6 +248,25 @@ def test_msd_four_dimensional_files_are_refused_with_the_way_out(tmp_path):
     save_nifti(source / "imagesTr" / "brain_000.nii.gz", np.stack([t1, t1], axis=-1), affine)
     with pytest.raises(ValueError, match="brain_000.nii.gz: 2 channels in one 4-D file .*nnUNetv2_convert_MSD_dataset"):
         _convert(source, tmp_path / "out")
+
+
+def test_a_two_dimensional_nnunet_set_has_one_image_and_mask_per_case(tmp_path):
+    source = tmp_path / "Dataset120_Brain2D"
+    for index in range(6):
+        image, brain = mni_slice(60 + 10 * index)
+        save_png(source / "imagesTr" / f"slice_{index:03d}_0000.png", image)
+        save_png(source / "labelsTr" / f"slice_{index:03d}.png", brain)
+    (source / "dataset.json").write_text(json.dumps(
+        {"channel_names": {"0": "R"}, "labels": {"background": 0, "brain": 1}, "file_ending": ".png"}
+    ))
+    with pytest.raises(ValueError, match="calls channel 0 'R', which is not a modality"):
+        _convert(source, tmp_path / "out")
+    dataset, _ = _convert(source, tmp_path / "out", modality="MR")
+    check_converted(dataset, task="segmentation", label_names=["background", "brain"], rows={"train": 6},
+                    case_ids={"train": {f"slice_{k:03d}" for k in range(6)}}, mask_values={0, 1})
+    row = dataset["train"].filter(lambda r: r["case_id"] == "slice_002")[0]
+    np.testing.assert_array_equal(np.asarray(row["image"]), mni_slice(80)[0])
+    assert row["slice_index"] == -1 and row["modality"] == "MR"
 
 
 def test_the_conversion_is_idempotent_and_loads_for_finetuning(tmp_path):

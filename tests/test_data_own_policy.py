@@ -89,6 +89,18 @@ def test_knee_files_without_an_oai_id_in_two_grade_folders_stay_apart(tmp_path):
     assert {"train/0/scan", "train/3/scan"} <= set(train["case_id"])
 
 
+def test_covid_ct_patients_from_a_table_stay_within_their_class_folder(tmp_path):
+    from test_data_sources_2d import make_covid_tree
+    from test_data_support import noise_image, save_png
+
+    source = make_covid_tree(tmp_path / "src")
+    save_png(source / "COVID-CT-master" / "Images-processed" / "CT_COVID" / "3.jpg", noise_image(9, channels=3))
+    (tmp_path / "meta.csv").write_text("File name,Patient ID\n3.jpg,P1\nkjr-21-e24-p5-29.png,P2\n")
+    train = convert("covid_ct", source, tmp_path / "out", patient_csv=str(tmp_path / "meta.csv"),
+                    progress=False).load()["train"]
+    assert {"covid/P1", "non_covid/P1"} <= set(train["case_id"])
+
+
 def test_on_error_must_be_stop_or_skip(tmp_path):
     with pytest.raises(ValueError, match="on_error must be one of"):
         convert("labelled_studies", make_studies_tree(tmp_path / "src"), tmp_path / "out", on_error="ignore")

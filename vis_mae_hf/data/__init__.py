@@ -1,6 +1,8 @@
-"""Datasets for VIS-MAE: the paper's downstream sets as `datasets.DatasetDict`s, the pretraining corpus, demo data.
+"""Datasets for VIS-MAE: the paper's downstream sets and a user's own (Decathlon/nnU-Net folders, image and mask
+files, tables of files and labels) as `datasets.DatasetDict`s, the pretraining corpus, demo data.
 
-    convert(name, source_dir, output_dir, *, seed=0, n_folds=5, output_format="arrow", num_proc=None, **options)
+    convert(name, source, output_dir, *, on_error="stop", seed=0, n_folds=5, output_format="arrow", num_proc=None,
+            **options)
     available_sources(), load_converted(path), read_conversion_metadata(path)
     select_training_subset(dataset, fold, fraction), select_validation_fold(dataset, fold), LABEL_FRACTIONS
     build_corpus(inputs, output_dir, *, num_workers=1, shard_size=2048, ...), load_corpus(dir, modality="generic")

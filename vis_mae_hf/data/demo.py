@@ -41,8 +41,9 @@ from .folds import FoldAssignment, contiguous_slab_folds
 from .modality_preprocessing import ModalityPreprocessing
 from .synthetic_pet import VOXEL_MM, synthetic_fdg_activity, write_pet_series
 
-# Bumped whenever the demo content or its preprocessing changes, so an old cache is not reused.
-DEMO_VERSION = "v2"
+# Bumped whenever the demo content, its preprocessing or the conversion format (`CONVERSION_FORMAT_VERSION`) changes,
+# so an old cache is neither reused nor refused as another conversion.
+DEMO_VERSION = "v3"
 CACHE_ENV_VARIABLE = "VIS_MAE_HF_CACHE"
 
 MNI152_NOTICE = """\

@@ -11,7 +11,8 @@ Patients: the images carry no patient id in their names. By default images are g
 cut from: the paper id before `-p<page>` for COVID images, the number before `%` for non-COVID ones, otherwise the
 name without a trailing index. This is conservative (one paper may show several patients, and all of them then
 share a fold) and avoids the leak of two slices of one patient in different folds. With `patient_csv`, a CSV
-exported from `COVID-CT-MetaInfo.xlsx` (columns `File name`, `Patient ID`) gives the real patients instead.
+exported from `COVID-CT-MetaInfo.xlsx` (columns `File name`, `Patient ID`) gives the real patients instead. Either
+way the `case_id` is `<class>/<patient>`, so files of one name in the two class folders are never one patient.
 
 Rows: 8-bit grey images (the published files mix RGB JPEG and PNG screenshots of grey CT), `label`
 (non_covid, covid), `official_split` (train/val/test from Data-split, empty if absent); all images form the
@@ -91,7 +92,8 @@ class COVIDCTConverter(SourceConverter):
                 for image_path in sorted(directory.iterdir()):
                     if image_path.suffix.lower() not in _IMAGE_SUFFIXES:
                         continue
-                    group = patients.get(image_path.name) or f"{COVID_CLASSES[cls]}/{source_group(image_path.name)}"
+                    # Keyed within the class folder: files of one name in the two folders never become one patient.
+                    group = f"{COVID_CLASSES[cls]}/{patients.get(image_path.name) or source_group(image_path.name)}"
                     cases.append(
                         Case(
                             patient_id=group,

@@ -57,15 +57,16 @@ def _study_units(study: Path) -> list[tuple[str, Path]]:
     units = []
     for folder, subfolders, files in os.walk(study):
         subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
-        visible = sorted(name for name in files if not name.startswith("."))
+        visible = sorted(name for name in files if not name.startswith(".") and not _is_document(Path(name)))
         if any(file_kind(Path(name)) == DICOM for name in visible):
             units.append(("series", Path(folder)))
-        units.extend(
-            ("file", Path(folder) / name)
-            for name in visible
-            if file_kind(Path(name)) != DICOM and Path(name).suffix.lower() not in NON_IMAGE_SUFFIXES
-        )
+        units.extend(("file", Path(folder) / name) for name in visible if file_kind(Path(name)) != DICOM)
     return units
+
+
+def _is_document(path: Path) -> bool:
+    """Text, spreadsheets and the like beside the images of an export: not images, and not bad ones either."""
+    return path.suffix.lower() in NON_IMAGE_SUFFIXES
 
 
 @dataclass
@@ -177,7 +178,7 @@ class LabelledStudiesConverter(SourceConverter):
             # modality from its own header first.
             hint = self.modality or modality_from_path(within_study / "_")
             for path in sorted(folder.iterdir()):
-                if path.is_file() and file_kind(path) == DICOM:
+                if path.is_file() and file_kind(path) == DICOM and not _is_document(path):
                     yield from self._file_rows(case, source_dir, path, within_study / path.name, preprocessing, hint)
             return
         modality = volume.modality or self.modality or modality_from_path(within_study / "_")
