@@ -54,6 +54,18 @@ def test_a_bad_input_is_one_error_line_and_nothing_is_written(tmp_path, capsys):
     assert not (tmp_path / "out").exists() and file_hashes(source) == before
 
 
+def test_a_bad_input_met_in_a_worker_process_is_the_same_one_line(tmp_path, capsys):
+    source = make_nnunet_ct_tree(tmp_path / "src")
+    volume = source / "imagesTr" / "ct_005_0000.nii.gz"
+    volume.write_bytes(volume.read_bytes()[:400])  # truncated: found only when read, by a worker
+    status, _, err = vis_mae(capsys, "data", "convert", "decathlon", source, "--output", tmp_path / "out",
+                             "--num-proc", "2")
+    assert status == 1
+    assert_one_error_line(err, "data convert", "imagesTr/ct_005_0000.nii.gz is a truncated or corrupt NIfTI file",
+                          "--on-error skip")
+    assert not (tmp_path / "out").exists()
+
+
 def test_flags_that_do_not_apply_to_a_source_are_refused(tmp_path, capsys):
     table = make_class_table_tree(tmp_path / "src")
     status, _, err = vis_mae(capsys, "data", "convert", "table", table, "--output", tmp_path / "out", "--axis",

@@ -145,3 +145,11 @@ def test_missing_folders_and_volumes_are_explained(tmp_path):
     save_nifti(source / "images" / "ct" / "chest.nii.gz", mni_case(0)[0])
     with pytest.raises(ValueError, match="images/ct/chest.nii.gz: a NIfTI volume; .*vis-mae data convert decathlon"):
         _convert(source, tmp_path / "out2")
+
+
+def test_an_image_over_pillows_decompression_bomb_guard_is_a_bad_input(tmp_path, monkeypatch):
+    source = make_pairs_tree(tmp_path / "src")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the 197 x 233 slices exceed twice this
+    with pytest.raises(ValueError, match="images/site_a/case1.png: cannot be read as an image .*decompression bomb"):
+        _convert(source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -96,6 +96,12 @@ class ReportLog:
     def units_with_rows(self) -> set[str]:
         return {entry["unit"] for entry in self.entries() if entry["kind"] == "rows"}
 
+    def stop_error(self) -> BadInputError | None:
+        """The error that stopped row generation under `stop`. A worker process's exception reaches the parent only
+        as a traceback text, so the message travels through the log too."""
+        messages = [entry["message"] for entry in self.entries() if entry["kind"] == "stopped"]
+        return BadInputError(messages[0]) if messages else None
+
 
 class ReportLogWriter:
     def __init__(self, path: Path):
@@ -113,6 +119,11 @@ class ReportLogWriter:
 
     def rows_made(self, unit: str) -> None:
         self._append({"kind": "rows", "unit": unit})
+
+    def stopped(self, error: BadInputError) -> BadInputError:
+        """Record the error that stops the conversion (see `ReportLog.stop_error`); returns it, to be raised."""
+        self._append({"kind": "stopped", "message": str(error)})
+        return error
 
 
 def skipped_summary(skipped: list[SkippedInput]) -> list[dict]:

@@ -407,7 +407,11 @@ def _build_splits(converter, cases, source_dir, features, assignment, cache_dir,
                     policy=(on_error, str(reports.folder)),
                 )
             except DatasetGenerationError as error:
-                # datasets wraps the converter's error; the user needs the original (it names the bad file).
+                # datasets wraps the converter's error; the user needs the original (it names the bad file). From a
+                # worker process only its traceback text comes back: a bad input's message comes through the log.
+                stop_error = reports.stop_error()
+                if stop_error is not None:
+                    raise stop_error from None
                 if error.__cause__ is not None:
                     raise error.__cause__ from None
                 raise
@@ -485,7 +489,7 @@ def _case_rows(converter, case, source: Path, on_error: str, report) -> list[dic
         for item in converter.iter_rows(case, source):
             if isinstance(item, SkippedInput):
                 if on_error != SKIP:
-                    raise BadInputError(f"{item.file}: {item.reason.rstrip('.')}. {SKIP_HINT}")
+                    raise report.stopped(BadInputError(f"{item.file}: {item.reason.rstrip('.')}. {SKIP_HINT}"))
                 report.skipped(item)
             elif isinstance(item, InputNotice):
                 report.notice(item)
@@ -497,7 +501,7 @@ def _case_rows(converter, case, source: Path, on_error: str, report) -> list[dic
         files = list(case.files.values())
         message = case_error_message(error, files)
         if on_error != SKIP:
-            raise BadInputError(f"{message.rstrip('.')}. {SKIP_HINT}") from error
+            raise report.stopped(BadInputError(f"{message.rstrip('.')}. {SKIP_HINT}")) from error
         for file in files:
             report.skipped(SkippedInput(file, message))
         return []

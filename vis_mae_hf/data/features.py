@@ -23,6 +23,10 @@ from ..vocabulary import CLASSIFICATION, DATASET_TASKS, MULTILABEL, SEGMENTATION
 from .masks import mask_class_indices
 
 
+# What Pillow raises for truncated or non-image files, and for an image over its decompression-bomb guard.
+_UNREADABLE_IMAGE = (OSError, SyntaxError, PILImage.DecompressionBombError)
+
+
 def build_features(
     task: str,
     label_names: list[str],
@@ -120,7 +124,7 @@ def open_image_file(path: str | Path, *, mode: str) -> tuple[dict, tuple[int, in
             if image.mode == mode and file_format in ("PNG", "JPEG"):
                 return {"bytes": path.read_bytes(), "path": None}, (size[1], size[0])
             converted = _convert_mode(image, mode, path)
-    except (OSError, SyntaxError) as error:  # PIL raises these for truncated or non-image files
+    except _UNREADABLE_IMAGE as error:
         raise ValueError(f"{path}: cannot be read as an image ({error}).") from error
     return {"bytes": png_bytes(np.asarray(converted)), "path": None}, (converted.height, converted.width)
 
@@ -148,7 +152,7 @@ def read_mask_file(path: str | Path) -> np.ndarray:
     try:
         with PILImage.open(path) as image:
             array = np.asarray(image)
-    except (OSError, SyntaxError) as error:
+    except _UNREADABLE_IMAGE as error:
         raise ValueError(f"{path}: cannot be read as a mask image ({error}).") from error
     if array.ndim == 3:
         colour = array[..., :3]
