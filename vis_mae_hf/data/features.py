@@ -22,7 +22,6 @@ from PIL import Image as PILImage
 from ..vocabulary import CLASSIFICATION, DATASET_TASKS, MULTILABEL, SEGMENTATION
 from .masks import mask_class_indices
 
-
 # What Pillow raises for truncated or non-image files, and for an image over its decompression-bomb guard.
 _UNREADABLE_IMAGE = (OSError, SyntaxError, PILImage.DecompressionBombError)
 
