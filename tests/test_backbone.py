@@ -131,6 +131,17 @@ def test_out_features_and_out_indices_select_stages(tmp_path, pixel_values):
     assert last_only.out_features == ["stage4"] and last_only.channels == [128]
 
 
+def test_no_selection_is_every_stage_and_explicit_nones_mean_the_last_stage_as_in_transformers():
+    assert tiny_config().out_features == STAGES and tiny_config().out_indices == [1, 2, 3, 4]
+    # Transformers' backbones read None for both as "the last stage"; so do its backbone tests and the setters
+    assert tiny_config(out_features=None, out_indices=None).out_features == ["stage4"]
+    config = tiny_config()
+    config.out_features = None
+    assert config.out_features == ["stage4"] and config.out_indices == [4]
+    config.out_indices = [0, 1]
+    assert config.out_features == ["stem", "stage1"]
+
+
 def test_stage_names_follow_the_depths_and_a_bad_selection_names_the_stages(tmp_path):
     three_stages = tiny_config(depths=[2, 2, 2], num_heads=[1, 2, 4])
     assert three_stages.stage_names == ["stem", "stage1", "stage2", "stage3"]

@@ -81,6 +81,8 @@ _declare_semantic_segmentation_for_pipelines()
 def _local_model_type(pretrained_model_name_or_path, kwargs: dict) -> str | None:
     """The `model_type` in the config.json of a folder, or of a repository in the local Hub cache; None when there is
     no such file on this machine or it does not read as a JSON object."""
+    if not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+        return None
     name = os.fspath(pretrained_model_name_or_path)
     subfolder = kwargs.get("subfolder") or ""
     if os.path.isdir(name):
@@ -93,11 +95,14 @@ def _local_model_type(pretrained_model_name_or_path, kwargs: dict) -> str | None
             )
         except ValueError:  # not a repository id either: Transformers says what is wrong with the name
             return None
-        config_path = Path(cached) if isinstance(cached, str) else None
+        if not isinstance(cached, str):
+            return None
+        config_path = Path(cached)
     try:
-        return json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
-    except (AttributeError, OSError, ValueError):
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable: Transformers reports it
         return None
+    return config.get("model_type") if isinstance(config, dict) else None
 
 
 def _load_vis_mae_backbones_without_asking_the_hub() -> None:

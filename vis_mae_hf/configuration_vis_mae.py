@@ -73,8 +73,10 @@ class VisMaeConfig(BackboneConfigMixin, PreTrainedConfig):
         semantic_loss_ignore_index (`int`, defaults to 255): Label value ignored by both segmentation loss terms.
         out_features (`list[str]`, *optional*): Backbone only (`VisMaeBackbone`): the stages whose feature maps it
             returns, named from `stage_names` (`"stem"`, the patch embeddings, then `"stage1"` ... one per encoder
-            stage). `None` (with `out_indices` also `None`) means every encoder stage, `["stage1", ..., "stage4"]`.
-        out_indices (`list[int]`, *optional*): The same stages by index into `stage_names`; give either.
+            stage). Not given (nor `out_indices`): every encoder stage, `["stage1", ..., "stage4"]`, the pyramid a
+            segmentation head takes. Given as `None` with `out_indices` `None`: the last stage, as Transformers'
+            backbones read it.
+        out_indices (`list[int]`, *optional*): The same stages by index into `stage_names`; give either or both.
         apply_layernorm (`bool`, defaults to `False`): Backbone only: a fresh LayerNorm on each returned feature map.
             Off, the maps are the pretrained encoder's own stage outputs.
     """
@@ -131,9 +133,11 @@ class VisMaeConfig(BackboneConfigMixin, PreTrainedConfig):
         """`stage_names` from `depths` (a saved list is ignored: it could disagree), then the backbone's stages."""
         kwargs.pop("stage_names", None)
         self.stage_names = ["stem"] + [f"stage{index}" for index in range(1, len(self.depths) + 1)]
+        selected = "out_features" in kwargs or "out_indices" in kwargs
         out_features, out_indices = kwargs.pop("out_features", None), kwargs.pop("out_indices", None)
-        if out_features is None and out_indices is None:
-            # Every stage: the feature pyramid a segmentation head (UperNet, Swin-Unet) takes.
+        if not selected:
+            # Every stage: the feature pyramid a segmentation head (UperNet, Swin-Unet) takes. Explicit `None`s keep
+            # Transformers' meaning (the last stage), which its backbone tests and `config.out_features = None` use.
             out_features = self.stage_names[1:]
         try:
             self.set_output_features_output_indices(out_features=out_features, out_indices=out_indices)
