@@ -244,6 +244,23 @@ def test_upernet_with_a_pretrained_vis_mae_backbone_trains_on_cpu_and_reloads(tm
             ),
         ),
         (
+            "MaskFormerForInstanceSegmentation",
+            lambda backbone: transformers.MaskFormerConfig(
+                backbone_config=backbone, fpn_feature_size=32, mask_feature_size=32,
+                decoder_config={"model_type": "detr", "num_queries": 5, "d_model": 32, "decoder_layers": 1,
+                                "decoder_attention_heads": 2, "decoder_ffn_dim": 32, "encoder_layers": 1,
+                                "encoder_attention_heads": 2, "encoder_ffn_dim": 32},
+            ),
+        ),
+        (
+            "RTDetrForObjectDetection",
+            lambda _: transformers.RTDetrConfig(  # its hybrid encoder takes the three coarsest stages
+                backbone_config=tiny_config(out_features=["stage2", "stage3", "stage4"]),
+                encoder_in_channels=[32, 64, 128], d_model=32, encoder_hidden_dim=32, decoder_in_channels=[32, 32, 32],
+                num_queries=5, decoder_layers=1, encoder_layers=1,
+            ),
+        ),
+        (
             "DetrForObjectDetection",
             lambda backbone: transformers.DetrConfig(
                 use_timm_backbone=False, backbone_config=backbone, d_model=32, num_queries=5, encoder_layers=1,
@@ -259,7 +276,7 @@ def test_other_heads_that_take_a_backbone_config_run_on_vis_mae(head, make_confi
     assert any(type(module) is VisMaeBackbone for module in model.modules())
     with torch.no_grad():
         output = model(pixel_values=pixel_values)
-    logits = output.class_queries_logits if "Mask2Former" in head else output.logits
+    logits = output.class_queries_logits if "Mask" in head else output.logits
     assert logits.shape[:2] == (2, 5) and torch.isfinite(logits).all()
 
 

@@ -1003,7 +1003,9 @@ class VisMaeForSemanticSegmentation(VisMaePreTrainedModel):
 # ---------------------------------------------------------------------------------------------------------------------
 class VisMaeBackbone(BackboneMixin, VisMaePreTrainedModel):
     """The VIS-MAE encoder as a Transformers backbone (`AutoBackbone`): the channels-first feature maps of the stages
-    `config.out_features` names, for `UperNetForSemanticSegmentation` and every head built from a `backbone_config`.
+    `config.out_features` names, for `UperNetForSemanticSegmentation` and the other heads built from a
+    `backbone_config` that take a feature pyramid (Mask2Former, MaskFormer, DETR, RT-DETR; DPT and Depth Anything
+    take plain-ViT token maps only, as with Transformers' own `SwinBackbone`).
 
     `config.stage_names` are `"stem"` (the patch embeddings) and `"stage1"`, `"stage2"`, ...: stage i's map is the
     output of its Swin blocks before the patch merging, `embed_dim * 2**(i - 1)` channels at `1 / (patch_size *
