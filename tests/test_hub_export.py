@@ -120,7 +120,7 @@ def test_auto_map_covers_every_auto_class_the_package_registers():
     registered = {
         name
         for name in dir(transformers)
-        if name.startswith("AutoModel")
+        if (name.startswith("AutoModel") or name == "AutoBackbone")
         and hasattr(getattr(transformers, name), "_model_mapping")
         and VisMaeConfig in getattr(transformers, name)._model_mapping._extra_content
     }

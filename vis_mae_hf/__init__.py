@@ -1,12 +1,18 @@
 """vis-mae-hf: VIS-MAE as Hugging Face Transformers models for medical images.
 
 Importing the package registers the model family with the Transformers Auto classes, so
-`AutoModelForSemanticSegmentation.from_pretrained(<a vis_mae checkpoint>)` works without `trust_remote_code`.
+`AutoModelForSemanticSegmentation.from_pretrained(<a vis_mae checkpoint>)` and
+`AutoBackbone.from_pretrained(<a vis_mae checkpoint>)` work without `trust_remote_code`.
 """
 
+import json
+import os
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
+from huggingface_hub import try_to_load_from_cache
 from transformers import (
+    AutoBackbone,
     AutoConfig,
     AutoImageProcessor,
     AutoModel,
@@ -15,6 +21,7 @@ from transformers import (
     AutoModelForSemanticSegmentation,
 )
 from transformers.models.auto import modeling_auto
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 from .configuration_vis_mae import VisMaeConfig
 from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
@@ -26,6 +33,7 @@ from .medical import (
     load_medical_volume,
 )
 from .modeling_vis_mae import (
+    VisMaeBackbone,
     VisMaeForImageClassification,
     VisMaeForPreTraining,
     VisMaeForSemanticSegmentation,
@@ -43,6 +51,7 @@ AutoModel.register(VisMaeConfig, VisMaeModel, exist_ok=True)
 AutoModelForPreTraining.register(VisMaeConfig, VisMaeForPreTraining, exist_ok=True)
 AutoModelForImageClassification.register(VisMaeConfig, VisMaeForImageClassification, exist_ok=True)
 AutoModelForSemanticSegmentation.register(VisMaeConfig, VisMaeForSemanticSegmentation, exist_ok=True)
+AutoBackbone.register(VisMaeConfig, VisMaeBackbone, exist_ok=True)
 AutoImageProcessor.register(
     VisMaeConfig,
     image_processor_classes={"pil": VisMaeImageProcessorPil, "torchvision": VisMaeImageProcessor},
@@ -68,6 +77,60 @@ def _declare_semantic_segmentation_for_pipelines() -> None:
 
 _declare_semantic_segmentation_for_pipelines()
 
+
+def _local_model_type(pretrained_model_name_or_path, kwargs: dict) -> str | None:
+    """The `model_type` in the config.json of a folder, or of a repository in the local Hub cache; None when there is
+    no such file on this machine or it does not read as a JSON object."""
+    if not isinstance(pretrained_model_name_or_path, (str, os.PathLike)):
+        return None
+    name = os.fspath(pretrained_model_name_or_path)
+    subfolder = kwargs.get("subfolder") or ""
+    if os.path.isdir(name):
+        config_path = Path(name, subfolder, "config.json")
+    else:
+        try:
+            cached = try_to_load_from_cache(
+                name, f"{subfolder}/config.json" if subfolder else "config.json",
+                cache_dir=kwargs.get("cache_dir"), revision=kwargs.get("revision"),
+            )
+        except ValueError:  # not a repository id either: Transformers says what is wrong with the name
+            return None
+        if not isinstance(cached, str):
+            return None
+        config_path = Path(cached)
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable: Transformers reports it
+        return None
+    return config.get("model_type") if isinstance(config, dict) else None
+
+
+def _load_vis_mae_backbones_without_asking_the_hub() -> None:
+    """Let `AutoBackbone.from_pretrained` open a VIS-MAE folder, or a VIS-MAE repository in the Hub cache offline.
+
+    Transformers 5.x's `AutoBackbone.from_pretrained` first asks the Hub whether the name is a repository (to tell a
+    timm model name from a Transformers checkpoint), so a local folder fails as an invalid repository id and, offline,
+    every name fails. A name whose config.json is on this machine and says `vis_mae` skips that question and loads as
+    every other Auto class loads (registered class, `auto_map`, `trust_remote_code`); any other name goes to
+    Transformers unchanged.
+    """
+    if getattr(AutoBackbone.from_pretrained, "skips_the_hub_for_vis_mae", False):
+        return
+    asks_the_hub = AutoBackbone.from_pretrained
+
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        if _local_model_type(pretrained_model_name_or_path, kwargs) != VisMaeConfig.model_type:
+            return asks_the_hub(pretrained_model_name_or_path, *model_args, **kwargs)
+        kwargs.pop("use_timm_backbone", None)
+        return _BaseAutoModelClass.from_pretrained.__func__(cls, pretrained_model_name_or_path, *model_args, **kwargs)
+
+    from_pretrained.skips_the_hub_for_vis_mae = True
+    from_pretrained.__doc__ = asks_the_hub.__doc__
+    AutoBackbone.from_pretrained = classmethod(from_pretrained)
+
+
+_load_vis_mae_backbones_without_asking_the_hub()
+
 __all__ = [
     "VisMaeConfig",
     "VisMaePreTrainedModel",
@@ -75,6 +138,7 @@ __all__ = [
     "VisMaeForPreTraining",
     "VisMaeForImageClassification",
     "VisMaeForSemanticSegmentation",
+    "VisMaeBackbone",
     "VisMaeImageProcessor",
     "VisMaeImageProcessorPil",
     "MedicalImage",

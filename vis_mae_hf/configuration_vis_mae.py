@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from huggingface_hub.dataclasses import strict
 from transformers.activations import ACT2FN
+from transformers.backbone_utils import BackboneConfigMixin
 from transformers.configuration_utils import PreTrainedConfig
 
 # Sane bounds, far beyond any published Swin or VIS-MAE model (Swin-L: 18 blocks in its deepest stage, widest stage
@@ -26,7 +27,7 @@ MAX_MLP_RATIO = 16.0
 
 
 @strict
-class VisMaeConfig(PreTrainedConfig):
+class VisMaeConfig(BackboneConfigMixin, PreTrainedConfig):
     r"""
     Args:
         image_size (`int` or `(height, width)`, defaults to 224):
@@ -70,6 +71,14 @@ class VisMaeConfig(PreTrainedConfig):
             loss skipped the background but divided by all classes; we average over the classes that enter, so the
             Dice term is a true mean and its weight means what it says.
         semantic_loss_ignore_index (`int`, defaults to 255): Label value ignored by both segmentation loss terms.
+        out_features (`list[str]`, *optional*): Backbone only (`VisMaeBackbone`): the stages whose feature maps it
+            returns, named from `stage_names` (`"stem"`, the patch embeddings, then `"stage1"` ... one per encoder
+            stage). Not given (nor `out_indices`): every encoder stage, `["stage1", ..., "stage4"]`, the pyramid a
+            segmentation head takes. Given as `None` with `out_indices` `None`: the last stage, as Transformers'
+            backbones read it.
+        out_indices (`list[int]`, *optional*): The same stages by index into `stage_names`; give either or both.
+        apply_layernorm (`bool`, defaults to `False`): Backbone only: a fresh LayerNorm on each returned feature map.
+            Off, the maps are the pretrained encoder's own stage outputs.
     """
 
     model_type = "vis_mae"
@@ -100,6 +109,9 @@ class VisMaeConfig(PreTrainedConfig):
     segmentation_dice_weight: float | int = 0.6
     dice_include_background: bool = False
     semantic_loss_ignore_index: int = 255
+    apply_layernorm: bool = False
+    _out_features: list[str] | None = None
+    _out_indices: list[int] | None = None
 
     def __post_init__(self, **kwargs):
         # JSON round trips turn tuples into lists; keep one type so saved and loaded configs compare equal.
@@ -114,7 +126,23 @@ class VisMaeConfig(PreTrainedConfig):
         self.num_layers = len(self.depths)
         # Width of the last stage: what pipelines and VisionEncoderDecoder read as the model's hidden size.
         self.hidden_size = int(self.embed_dim * 2 ** (len(self.depths) - 1))
+        self._set_backbone_stages(kwargs)
         super().__post_init__(**kwargs)
+
+    def _set_backbone_stages(self, kwargs: dict) -> None:
+        """`stage_names` from `depths` (a saved list is ignored: it could disagree), then the backbone's stages."""
+        kwargs.pop("stage_names", None)
+        self.stage_names = ["stem"] + [f"stage{index}" for index in range(1, len(self.depths) + 1)]
+        selected = "out_features" in kwargs or "out_indices" in kwargs
+        out_features, out_indices = kwargs.pop("out_features", None), kwargs.pop("out_indices", None)
+        if not selected:
+            # Every stage: the feature pyramid a segmentation head (UperNet, Swin-Unet) takes. Explicit `None`s keep
+            # Transformers' meaning (the last stage), which its backbone tests and `config.out_features = None` use.
+            out_features = self.stage_names[1:]
+        try:
+            self.set_output_features_output_indices(out_features=out_features, out_indices=out_indices)
+        except ValueError as error:
+            raise ValueError(f"VisMaeConfig.out_features/out_indices: {error}") from None
 
     # ----------------------------------------------------------------------------------------------------------------
     # Derived layout (kept out of the saved fields so that changing `depths` keeps the decoder symmetric)

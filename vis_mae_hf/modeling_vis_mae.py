@@ -20,8 +20,13 @@ from torch import nn
 from torch.nn import functional as F
 from transformers import initialization as init
 from transformers.activations import ACT2FN
+from transformers.backbone_utils import BackboneMixin
 from transformers.modeling_layers import GradientCheckpointingLayer
-from transformers.modeling_outputs import ImageClassifierOutput, SemanticSegmenterOutput
+from transformers.modeling_outputs import (
+    BackboneOutput,
+    ImageClassifierOutput,
+    SemanticSegmenterOutput,
+)
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
 from transformers.utils import ModelOutput, can_return_tuple
 
@@ -504,14 +509,21 @@ class VisMaeStage(nn.Module):
     def forward(
         self, hidden_states: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        hidden_states, attentions = self.forward_blocks(hidden_states, output_attentions)
+        if self.resample is not None:
+            hidden_states = self.resample(hidden_states)
+        return hidden_states, attentions
+
+    def forward_blocks(
+        self, hidden_states: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The Swin blocks without the resampling: the stage's own map, what `VisMaeBackbone` returns."""
         shift_mask = self.shift_mask(hidden_states) if len(self.blocks) > 1 else None
         attentions = ()
         for index, block in enumerate(self.blocks):
             hidden_states, attn_weights = block(hidden_states, shift_mask if index % 2 else None, output_attentions)
             if attn_weights is not None:
                 attentions += (attn_weights,)
-        if self.resample is not None:
-            hidden_states = self.resample(hidden_states)
         return hidden_states, attentions
 
 
@@ -986,10 +998,121 @@ class VisMaeForSemanticSegmentation(VisMaePreTrainedModel):
         )
 
 
+# ---------------------------------------------------------------------------------------------------------------------
+# Backbone
+# ---------------------------------------------------------------------------------------------------------------------
+class VisMaeBackbone(BackboneMixin, VisMaePreTrainedModel):
+    """The VIS-MAE encoder as a Transformers backbone (`AutoBackbone`): the channels-first feature maps of the stages
+    `config.out_features` names, for `UperNetForSemanticSegmentation` and the other heads built from a
+    `backbone_config` that take a feature pyramid (Mask2Former, MaskFormer, DETR, RT-DETR; DPT and Depth Anything
+    take plain-ViT token maps only, as with Transformers' own `SwinBackbone`).
+
+    `config.stage_names` are `"stem"` (the patch embeddings) and `"stage1"`, `"stage2"`, ...: stage i's map is the
+    output of its Swin blocks before the patch merging, `embed_dim * 2**(i - 1)` channels at `1 / (patch_size *
+    2**(i - 1))` of the input's side (96 ... 768 channels at 1/4 ... 1/32 in the published models), the pyramid of
+    Transformers' `SwinBackbone`. The default `out_features` is every encoder stage.
+
+    Loads the encoder of any VIS-MAE checkpoint (pretraining, encoder, classifier, segmenter) and drops its heads.
+    With `config.apply_layernorm`, a LayerNorm per returned stage normalises its map; VIS-MAE checkpoints have none,
+    so they start fresh and the loading report lists them as missing.
+    """
+
+    _keys_to_ignore_on_load_unexpected = [
+        r"^(vis_mae\.)?embeddings\.mask_token$",
+        r"^(vis_mae\.)?layernorm\.",
+        r"^decoder\.",
+        r"^reconstruction_head\.",
+        r"^final_patch_expanding\.",
+        r"^segmentation_head\.",
+        r"^classifier\.",
+    ]
+
+    def __init__(self, config: VisMaeConfig):
+        super().__init__(config)
+        self.num_features = [config.embed_dim] + config.stage_dims  # channels of each stage in `stage_names`
+        self.vis_mae = VisMaeModel(config, add_pooling_layer=False)
+        self.hidden_states_norms = None
+        if config.apply_layernorm:
+            self.hidden_states_norms = nn.ModuleDict(
+                {
+                    stage: nn.LayerNorm(channels, eps=config.layer_norm_eps)
+                    for stage, channels in zip(self.out_features, self.channels)
+                }
+            )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vis_mae.embeddings.projection
+
+    def stage_maps(
+        self, pixel_values: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """The channels-last map of every stage in `stage_names` (the stem, then each stage before its merging), and
+        the attention maps of every block."""
+        check_pixel_values(pixel_values, self.config)
+        hidden_states = self.vis_mae.embeddings(pixel_values)  # (batch, height / 4, width / 4, embed_dim)
+        maps, attentions = [hidden_states], ()
+        for stage in self.vis_mae.encoder.stages:
+            hidden_states, stage_attentions = stage.forward_blocks(hidden_states, output_attentions)
+            maps.append(hidden_states)
+            attentions += stage_attentions
+            if stage.resample is not None:
+                hidden_states = stage.resample(hidden_states)
+        return maps, attentions
+
+    @can_return_tuple
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        **kwargs,
+    ) -> BackboneOutput:
+        r"""
+        pixel_values (`(batch_size, num_channels, height, width)`): height and width multiples of 32 by default.
+
+        Returns `BackboneOutput`: `feature_maps`, one `(batch_size, channels_i, height_i, width_i)` map per stage of
+        `out_features`; `hidden_states` (`output_hidden_states=True`), the unnormalised map of every stage in
+        `stage_names`, the same tensors as `feature_maps` where no LayerNorm applies; `attentions`
+        (`output_attentions=True`, eager attention), one per block as `VisMaeModel` returns them.
+        """
+        output_hidden_states = (
+            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
+        )
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        maps, attentions = self.stage_maps(pixel_values, bool(output_attentions))
+        if output_attentions and len(attentions) != sum(self.config.depths):
+            raise ValueError(
+                "output_attentions=True needs the eager attention path; load the backbone with "
+                f'attn_implementation="eager" (it is "{self.config._attn_implementation}").'
+            )
+        wanted = set(self.stage_names) if output_hidden_states else set(self.out_features)
+        # Contiguous channels-first maps, made once: a head may view or flatten them.
+        channels_first = {
+            name: stage_map.permute(0, 3, 1, 2).contiguous()
+            for name, stage_map in zip(self.stage_names, maps)
+            if name in wanted
+        }
+        feature_maps = tuple(self.normalised_feature_map(name, channels_first[name]) for name in self.out_features)
+        return BackboneOutput(
+            feature_maps=feature_maps,
+            hidden_states=tuple(channels_first[name] for name in self.stage_names) if output_hidden_states else None,
+            attentions=attentions if output_attentions else None,
+        )
+
+    def normalised_feature_map(self, stage: str, feature_map: torch.Tensor) -> torch.Tensor:
+        """`feature_map` (channels-first) through its stage's LayerNorm when `config.apply_layernorm`, else itself."""
+        if self.hidden_states_norms is None:
+            return feature_map
+        normalised = self.hidden_states_norms[stage](feature_map.permute(0, 2, 3, 1))
+        return normalised.permute(0, 3, 1, 2).contiguous()
+
+
 __all__ = [
     "VisMaePreTrainedModel",
     "VisMaeModel",
     "VisMaeForPreTraining",
     "VisMaeForImageClassification",
     "VisMaeForSemanticSegmentation",
+    "VisMaeBackbone",
 ]

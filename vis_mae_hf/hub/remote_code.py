@@ -26,6 +26,7 @@ CONFIG_AUTO_MAP: dict[str, str] = {
     "AutoModelForPreTraining": "modeling_vis_mae.VisMaeForPreTraining",
     "AutoModelForImageClassification": "modeling_vis_mae.VisMaeForImageClassification",
     "AutoModelForSemanticSegmentation": "modeling_vis_mae.VisMaeForSemanticSegmentation",
+    "AutoBackbone": "modeling_vis_mae.VisMaeBackbone",
 }
 """`config.json` `auto_map`: every Transformers auto class the package registers VIS-MAE with."""
 

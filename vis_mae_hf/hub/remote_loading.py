@@ -1,10 +1,10 @@
 """Does a repository work for someone without vis-mae-hf? Load it through every Auto class both ways and compare.
 
 `auto_class_outputs(target, trust_remote_code)` loads a repository (folder or Hub id) with `AutoImageProcessor`,
-the four model Auto classes and the feature-extraction and segmentation pipelines, and returns what each computes on
-one fixed image, seeding torch before each load so that freshly initialised heads are drawn identically. This
-module imports nothing from vis_mae_hf at module level, so it also runs as a script in an interpreter where
-`vis_mae_hf` cannot be imported: there the Auto classes can only use the repository's own code
+the four model Auto classes, `AutoBackbone` and the feature-extraction and segmentation pipelines, and returns what
+each computes on one fixed image, seeding torch before each load so that freshly initialised heads are drawn
+identically. This module imports nothing from vis_mae_hf at module level, so it also runs as a script in an
+interpreter where `vis_mae_hf` cannot be imported: there the Auto classes can only use the repository's own code
 (`trust_remote_code=True`).
 
 `remote_code_loading_problems(target)` runs that script in a subprocess and compares its outputs with the installed
@@ -30,12 +30,14 @@ import transformers
 from huggingface_hub import snapshot_download
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
 AUTO_MODEL_CLASSES = (
     "AutoModel",
     "AutoModelForPreTraining",
     "AutoModelForImageClassification",
     "AutoModelForSemanticSegmentation",
+    "AutoBackbone",
 )
 PIPELINE_TASKS = ("image-feature-extraction", "image-segmentation")
 SEED = 0
@@ -53,7 +55,19 @@ def probe_image(height: int = 48, width: int = 40) -> np.ndarray:
 def _first_tensor(output) -> torch.Tensor:
     if isinstance(output, torch.Tensor):
         return output
+    if getattr(output, "feature_maps", None) is not None:  # a backbone: every feature map counts
+        return torch.cat([feature_map.flatten(1) for feature_map in output.feature_maps], dim=1)
     return output.logits if getattr(output, "logits", None) is not None else output.last_hidden_state
+
+
+def _load_auto_model(name: str, target: str, kwargs: dict):
+    auto_class = getattr(transformers, name)
+    if name == "AutoBackbone":
+        # Transformers 5.x's AutoBackbone first asks the Hub whether `target` is a repository (timm names are not),
+        # which fails for a folder and offline. The package skips that question on import (vis_mae_hf/__init__.py);
+        # this script may not import the package, so it loads the way that question leads to, as every Auto class.
+        return _BaseAutoModelClass.from_pretrained.__func__(auto_class, target, **kwargs)
+    return auto_class.from_pretrained(target, **kwargs)
 
 
 def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -76,7 +90,7 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
     outputs = {"pixel_values": pixel_values}
     for name in AUTO_MODEL_CLASSES:
         torch.manual_seed(SEED)
-        model = getattr(transformers, name).from_pretrained(target, **kwargs).eval()
+        model = _load_auto_model(name, target, kwargs).eval()
         classes[name] = f"{type(model).__module__}.{type(model).__name__}"
         torch.manual_seed(SEED)  # the pretraining model draws its mask from the global generator
         with torch.no_grad():
