@@ -1010,6 +1010,9 @@ class VisMaeForSemanticSegmentation(VisMaePreTrainedModel):
         r"""
         labels (`(batch_size, height, width)`, *optional*): class index per pixel, `semantic_loss_ignore_index` to
             leave a pixel out.
+
+        `hidden_states` are the encoder's (as in `VisMaeModelOutput`); `attentions` holds one map per encoder block,
+        then one per decoder block.
         """
         output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
         outputs = self.vis_mae(
