@@ -120,7 +120,9 @@ class VisMaeModelTest(ModelTesterMixin, unittest.TestCase):
             self,
             config_class=VisMaeConfig,
             has_text_modality=False,
-            common_properties=["image_size", "patch_size", "num_channels", "hidden_size", "num_attention_heads"],
+            common_properties=[
+                "hidden_size", "num_attention_heads", "num_hidden_layers", "image_size", "patch_size", "num_channels"
+            ],
             embed_dim=24,
             num_heads=[1, 2, 3, 4],
         )
