@@ -6,7 +6,7 @@ from unittest import mock
 
 import pytest
 import torch
-import transformers.initialization
+import transformers.initialization as transformers_initialization
 from transformers.image_processing_outputs import (
     SemanticSegmentationPostProcessorOutput,
 )
@@ -64,8 +64,8 @@ def test_from_pretrained_with_a_device_map_gives_the_saved_model(tmp_path, tiny_
     # custom models that read a tensor back in __init__; other releases and its quantized loading path do not.
     # "without" loads as those do.
     patch = contextlib.nullcontext()
-    if rescue == "without" and hasattr(transformers.initialization, "meta_device_safe_creation_ops"):
-        patch = mock.patch.object(transformers.initialization, "meta_device_safe_creation_ops", contextlib.nullcontext)
+    if rescue == "without" and hasattr(transformers_initialization, "meta_device_safe_creation_ops"):
+        patch = mock.patch.object(transformers_initialization, "meta_device_safe_creation_ops", contextlib.nullcontext)
     with patch:
         loaded = VisMaeForSemanticSegmentation.from_pretrained(tmp_path, device_map="cpu").eval()
     assert loaded.device.type == "cpu"
