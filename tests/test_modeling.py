@@ -9,6 +9,7 @@ from transformers import (
     AutoModelForPreTraining,
     AutoModelForSemanticSegmentation,
 )
+from transformers.utils import logging as transformers_logging
 
 from vis_mae_hf import (
     VisMaeConfig,
@@ -95,16 +96,23 @@ def test_sdpa_and_eager_agree(tmp_path, tiny_config, cls):
     assert difference < 1e-5
 
 
-def test_attention_maps_need_eager_and_have_window_shape(tmp_path, tiny_config):
+def test_attention_maps_have_window_shape_and_sdpa_computes_them_on_the_eager_path(tmp_path, tiny_config, caplog):
     VisMaeModel(tiny_config()).save_pretrained(tmp_path)
-    sdpa = VisMaeModel.from_pretrained(tmp_path, attn_implementation="sdpa")
-    with pytest.raises(ValueError, match='attn_implementation="eager"'):
-        sdpa(torch.randn(1, 3, 64, 64), output_attentions=True)
+    pixel_values = torch.randn(1, 3, 64, 64)
     eager = VisMaeModel.from_pretrained(tmp_path, attn_implementation="eager")
-    attentions = eager(torch.randn(1, 3, 64, 64), output_attentions=True).attentions
+    attentions = eager(pixel_values, output_attentions=True).attentions
     assert len(attentions) == 8
     assert attentions[0].shape == (1, 9, 1, 49, 49)  # 16x16 tokens padded to 21x21 -> 3x3 windows, 1 head
     torch.testing.assert_close(attentions[0].sum(-1), torch.ones(1, 9, 1, 49))
+    # SDPA cannot return maps: asked for them, the blocks take the eager path for that call and say so once
+    sdpa = VisMaeModel.from_pretrained(tmp_path, attn_implementation="sdpa")
+    transformers_logging.warning_once.cache_clear()
+    with caplog.at_level("WARNING"):
+        from_sdpa = sdpa(pixel_values, output_attentions=True).attentions
+    assert 'falls back to it while output_attentions=True' in caplog.text
+    assert sdpa.config._attn_implementation == "sdpa"
+    for expected, actual in zip(attentions, from_sdpa, strict=True):
+        torch.testing.assert_close(actual, expected)
 
 
 @pytest.mark.parametrize("cls", ALL_CLASSES)

@@ -39,6 +39,15 @@ from transformers.image_utils import (
 )
 from transformers.processing_utils import ImagesKwargs, Unpack
 
+try:
+    from transformers.image_processing_outputs import (
+        SemanticSegmentationPostProcessorOutput,
+    )
+except ImportError:  # a Transformers 5 release from before the class: the same fields, for remote code there
+
+    class SemanticSegmentationPostProcessorOutput(BatchFeature):
+        """One image's `segmentation` (height, width) and `segmentation_scores` (num_labels, height, width)."""
+
 # --------------------------------------------------------------------------------------------------------------------
 # CT intensity windows
 # --------------------------------------------------------------------------------------------------------------------
@@ -577,18 +586,33 @@ class _VisMaeImageProcessingMixin:
             )
         return resized
 
-    def post_process_semantic_segmentation(self, outputs, target_sizes=None) -> list[torch.Tensor]:
-        """Class maps from segmentation logits.
+    def post_process_semantic_segmentation(
+        self, outputs, target_sizes=None, return_segmentation_scores: bool = False
+    ) -> "list[torch.Tensor] | list[SemanticSegmentationPostProcessorOutput]":
+        """Class maps from segmentation logits, as Transformers' segmentation processors make them.
 
         Args:
             outputs: the model output (anything with `.logits` of shape (B, K, h, w)) or the logits tensor.
             target_sizes: one (height, width) per image, usually the original sizes; logits are resized bilinearly
                 to it before the argmax. None keeps the logits' size.
+            return_segmentation_scores: also return each image's scores, the (resized) logits the map is the
+                argmax of.
 
         Returns:
-            One int64 tensor (height, width) per image.
+            One int64 tensor (height, width) per image; with `return_segmentation_scores`, one
+            `SemanticSegmentationPostProcessorOutput` per image instead, with `segmentation` (that map) and
+            `segmentation_scores` (num_labels, height, width). For probabilities, see
+            `post_process_semantic_segmentation_probabilities`.
         """
-        return [image_logits.argmax(dim=0) for image_logits in self._resized_logits(outputs, target_sizes)]
+        results = []
+        for image_logits in self._resized_logits(outputs, target_sizes):
+            segmentation = image_logits.argmax(dim=0)
+            if return_segmentation_scores:
+                segmentation = SemanticSegmentationPostProcessorOutput(
+                    data={"segmentation": segmentation, "segmentation_scores": image_logits}
+                )
+            results.append(segmentation)
+        return results
 
     def post_process_semantic_segmentation_probabilities(self, outputs, target_sizes=None) -> list[torch.Tensor]:
         """Class probabilities: softmax over classes of the (resized) logits, one float tensor (K, H, W) per image.

@@ -28,9 +28,11 @@ from transformers.modeling_outputs import (
     SemanticSegmenterOutput,
 )
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS, PreTrainedModel
-from transformers.utils import ModelOutput, can_return_tuple
+from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from .configuration_vis_mae import VisMaeConfig
+
+logger = logging.get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -174,12 +176,16 @@ def eager_attention_forward(
     dropout: float = 0.0,
     **kwargs,
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out. query, key, value: `(*batch, heads, tokens, head_dim)` with any number of leading batch
+    axes (the window attention passes `(batch, windows)`, so its maps come out per image and window); the mask
+    broadcasts against `(*batch, heads, tokens, tokens)`. Returns the output `(*batch, tokens, heads, head_dim)` and
+    the attention maps that produced it (the very tensor multiplied with the values, so gradients reach it)."""
     attn_weights = torch.matmul(query, key.transpose(-1, -2)) * scaling
     if attention_mask is not None:
         attn_weights = attn_weights + attention_mask
     attn_weights = F.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
     attn_weights = F.dropout(attn_weights, p=dropout, training=module.training)
-    attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
+    attn_output = torch.matmul(attn_weights, value).transpose(-3, -2).contiguous()
     return attn_output, attn_weights
 
 
@@ -214,10 +220,12 @@ class VisMaeModelOutput(ModelOutput):
         last_hidden_state (`(batch_size, num_tokens, hidden_size)`): Output of the last encoder stage, no final norm.
         pooler_output (`(batch_size, hidden_size)`, *optional*): LayerNorm then mean over tokens (classification).
         hidden_states (*optional*): One `(batch_size, num_tokens_i, dim_i)` per stage input plus the last output:
-            patch embeddings, each patch-merged map, and the final map (`output_hidden_states=True`).
-        reshaped_hidden_states (*optional*): The same as `(batch_size, dim_i, height_i, width_i)`.
-        attentions (*optional*): One `(batch_size, num_windows, num_heads, window_size**2, window_size**2)` per block,
-            with `attn_implementation="eager"` and `output_attentions=True`.
+            patch embeddings, each patch-merged map, and the final map (`output_hidden_states=True` or
+            `config.output_hidden_states`). They are the tensors the forward computed with, so `retain_grad()` works.
+        reshaped_hidden_states (*optional*): The same as `(batch_size, dim_i, height_i, width_i)` (views of them).
+        attentions (*optional*): One `(batch_size, num_windows, num_heads, window_size**2, window_size**2)` per
+            encoder block (`output_attentions=True` or `config.output_attentions`). Attention maps are computed on
+            the eager path: with `attn_implementation="sdpa"` the blocks fall back to it for that call, with a warning.
     """
 
     last_hidden_state: torch.Tensor | None = None
@@ -236,7 +244,8 @@ class VisMaeForPreTrainingOutput(ModelOutput):
         logits (`(batch_size, num_tokens, patch_size**2 * num_channels)`): Predicted (normalised) pixels per token,
             ordered (p, q, c) with the channel fastest; `VisMaeForPreTraining.unpatchify` makes images of them.
         mask (`(batch_size, num_tokens)` bool): True where the token was replaced by the mask token.
-        hidden_states, reshaped_hidden_states, attentions: As in `VisMaeModelOutput` (encoder).
+        hidden_states, reshaped_hidden_states: As in `VisMaeModelOutput` (encoder).
+        attentions (*optional*): As in `VisMaeModelOutput`, one per encoder block and then one per decoder block.
     """
 
     loss: torch.Tensor | None = None
@@ -302,12 +311,10 @@ class VisMaeWindowAttention(nn.Module):
         self.projection = nn.Linear(dim, dim)
         self.projection_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.relative_position_bias_table = nn.Parameter(torch.empty((2 * self.window_size - 1) ** 2, num_heads))
-        # Derived from window_size alone: not saved, rebuilt by `_init_weights` (also after meta-device loading).
-        self.register_buffer(
-            "relative_position_index",
-            torch.empty(self.window_size**2, self.window_size**2, dtype=torch.long),
-            persistent=False,
-        )
+        # Derived from window_size alone, so not saved. Computed here, so that a model built without weight
+        # initialisation (`no_init_weights`, then `load_state_dict`) has it, and again by `_init_weights`, which is
+        # what fills it after the meta-device construction of `from_pretrained`.
+        self.register_buffer("relative_position_index", relative_position_index(self.window_size), persistent=False)
 
     def relative_position_bias(self) -> torch.Tensor:
         tokens = self.window_size**2
@@ -318,7 +325,8 @@ class VisMaeWindowAttention(nn.Module):
         self, hidden_states: torch.Tensor, shift_mask: torch.Tensor | None = None, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """hidden_states: the normalised map `(batch, height, width, dim)`, padded to whole windows and, for SW-MSA,
-        already rolled. Returns the attended map in the same layout.
+        already rolled. Returns the attended map in the same layout and, with `output_attentions`, the attention maps
+        `(batch, windows, heads, tokens, tokens)`.
 
         Windows form the attention batch. q, k and v stay strided views of the one fused qkv projection (the
         attention kernels read them in place: no head-split copy); the attention output goes through the output
@@ -332,15 +340,25 @@ class VisMaeWindowAttention(nn.Module):
 
         bias = self.relative_position_bias().to(query.dtype).unsqueeze(0)  # (1, heads, tokens, tokens)
         if shift_mask is not None:
-            # The mask differs per window, so the bias is laid out for every window of the batch (SDPA has one
-            # attention batch axis): batch x windows x heads x tokens^2 values, the price of the copy-free q, k and v.
-            # Unshifted blocks broadcast the (1, heads, ...) bias instead.
             bias = bias + shift_mask.to(query.dtype).unsqueeze(1)  # (windows, heads, tokens, tokens)
-            bias = bias.expand(batch_size, -1, -1, -1, -1).reshape(-1, self.num_heads, tokens, tokens)
 
-        attention_interface: Callable = eager_attention_forward
-        if self.config._attn_implementation != "eager":
-            attention_interface = ALL_ATTENTION_FUNCTIONS[self.config._attn_implementation]
+        implementation = self.config._attn_implementation
+        if output_attentions and implementation != "eager":
+            logger.warning_once(
+                f'Attention maps need the eager attention path; attn_implementation="{implementation}" falls back to '
+                'it while output_attentions=True (load the model with attn_implementation="eager" to silence this).'
+            )
+            implementation = "eager"
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(implementation, eager_attention_forward)
+        if attention_interface is eager_attention_forward:
+            # Images and windows as two batch axes: the per-window bias broadcasts over images, and the maps come out
+            # per image and window without a reshape after use.
+            query, key, value = (t.unflatten(0, (batch_size, num_windows)) for t in (query, key, value))
+        elif shift_mask is not None:
+            # The fused kernels take one attention batch axis, so the per-window bias is laid out for every window of
+            # the batch: batch x windows x heads x tokens^2 values, the price of the copy-free q, k and v.
+            # Unshifted blocks broadcast the (1, heads, ...) bias instead.
+            bias = bias.expand(batch_size, -1, -1, -1, -1).reshape(-1, self.num_heads, tokens, tokens)
         attn_output, attn_weights = attention_interface(
             self,
             query,
@@ -350,15 +368,11 @@ class VisMaeWindowAttention(nn.Module):
             dropout=self.attention_dropout if self.training else 0.0,
             scaling=self.scaling,
         )
-        # attn_output: (batch * windows, tokens, heads, head_dim)
+        # attn_output: (batch * windows, tokens, heads, head_dim) or (batch, windows, tokens, heads, head_dim)
         attn_output = self.projection(attn_output.reshape(batch_size, num_windows, tokens, dim))
         attn_output = self.projection_dropout(attn_output)
         attn_output = window_reverse(attn_output, size, height, width)
-        if output_attentions and attn_weights is not None:
-            attn_weights = attn_weights.view(batch_size, num_windows, self.num_heads, tokens, tokens)
-        else:
-            attn_weights = None
-        return attn_output, attn_weights
+        return attn_output, attn_weights if output_attentions else None
 
 
 class VisMaeMlp(nn.Module):
@@ -527,12 +541,33 @@ class VisMaeStage(nn.Module):
         return hidden_states, attentions
 
 
+def linearly_spaced(start: float, stop: float, count: int) -> list[float]:
+    """`count` numbers from `start` to `stop` inclusive, evenly spaced (`[start]` for one). Plain Python, not
+    `torch.linspace(...).tolist()`: construction must not read tensors back, since on the meta device (low-memory
+    `from_pretrained`, `device_map`) they hold no values."""
+    if count == 1:
+        return [float(start)]
+    return [start + (stop - start) * index / (count - 1) for index in range(count)]
+
+
 def stage_drop_path_rates(config: VisMaeConfig) -> list[list[float]]:
     """Stochastic-depth rates, linearly spaced over all encoder blocks, split per encoder stage."""
     total = sum(config.depths)
-    rates = torch.linspace(0, config.drop_path_rate, total).tolist() if total > 1 else [0.0]
+    rates = linearly_spaced(0.0, config.drop_path_rate, total)
     starts = [sum(config.depths[:i]) for i in range(len(config.depths))]
     return [rates[start : start + depth] for start, depth in zip(starts, config.depths)]
+
+
+def recorded_views(hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A channels-last map `(batch, height, width, channels)` as the three views the encoder hands on: the token
+    sequence `(batch, tokens, channels)`, the channels-first map `(batch, channels, height, width)` made from it, and
+    a channels-last view of that map to compute on. All share one storage (no copy); because the computation goes on
+    from the last one, the first two lie on the autograd path and `retain_grad()` on a returned hidden state sees a
+    gradient, as it does for Transformers' own models."""
+    batch_size, height, width, channels = hidden_states.shape
+    sequence = hidden_states.reshape(batch_size, height * width, channels)
+    channels_first = sequence.view(batch_size, height, width, channels).permute(0, 3, 1, 2)
+    return sequence, channels_first, channels_first.permute(0, 2, 3, 1)
 
 
 class VisMaeEncoder(nn.Module):
@@ -557,15 +592,24 @@ class VisMaeEncoder(nn.Module):
 
     def forward(
         self, hidden_states: torch.Tensor, output_attentions: bool = False
-    ) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
-        """Returns the input of every stage plus the final output, channels-last, and the attention maps."""
-        maps = [hidden_states]
-        attentions = ()
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor], tuple[torch.Tensor, ...]]:
+        """hidden_states: the embeddings, channels-last. Returns the input of every stage plus the final output, as
+        token sequences `(batch, tokens, channels)` and as channels-first maps `(batch, channels, height, width)`,
+        and the attention maps. The returned tensors are the ones the computation continues from (see
+        `recorded_views`), so gradients reach them."""
+        sequences, channels_first_maps, attentions = [], [], ()
+
+        def record(hidden_states: torch.Tensor) -> torch.Tensor:
+            sequence, channels_first, channels_last = recorded_views(hidden_states)
+            sequences.append(sequence)
+            channels_first_maps.append(channels_first)
+            return channels_last
+
         for stage in self.stages:
-            hidden_states, stage_attentions = stage(hidden_states, output_attentions)
-            maps.append(hidden_states)
+            hidden_states, stage_attentions = stage(record(hidden_states), output_attentions)
             attentions += stage_attentions
-        return maps, attentions
+        record(hidden_states)
+        return sequences, channels_first_maps, attentions
 
 
 class VisMaeDecoder(nn.Module):
@@ -584,7 +628,7 @@ class VisMaeDecoder(nn.Module):
         for index, (dim, depth, heads) in enumerate(zip(decoder_dims, decoder_depths, config.resolved_decoder_num_heads)):
             mirrored = encoder_rates[len(decoder_dims) - 1 - index]
             if len(mirrored) != depth:  # a custom, non-mirrored decoder depth: spread over the mirrored range
-                mirrored = torch.linspace(mirrored[0], mirrored[-1], depth).tolist()
+                mirrored = linearly_spaced(mirrored[0], mirrored[-1], depth)
             is_last = index == len(decoder_dims) - 1
             upsample = None if is_last else VisMaePatchExpanding(config, dim, scale=2, out_dim=dim // 2)
             stages.append(VisMaeStage(config, dim, depth, heads, mirrored, resample=upsample))
@@ -653,6 +697,15 @@ class VisMaePreTrainedModel(PreTrainedModel):
                 f"No Swin block lies under {block_paths}; stages of this model: {', '.join(sorted(stages))}."
             )
         return chosen
+
+    def output_flags(self, output_hidden_states: bool | None, output_attentions: bool | None) -> tuple[bool, bool]:
+        """What to return: each keyword when given, else the config's setting (`config.output_hidden_states`,
+        `config.output_attentions`), as every Transformers model reads them."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        return bool(output_hidden_states), bool(output_attentions)
 
     def no_weight_decay(self) -> set[str]:
         """Names (as `named_parameters` gives them) of the parameters that conventionally take no weight decay, as
@@ -728,28 +781,19 @@ class VisMaeModel(VisMaePreTrainedModel):
         bool_masked_pos (`(batch_size, num_tokens)` bool, *optional*): tokens to replace by the mask token (needs
             `use_mask_token=True`).
         """
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        if output_attentions and self.config._attn_implementation != "eager":
-            raise ValueError(
-                "output_attentions=True needs the eager attention path; load the model with "
-                f'attn_implementation="eager" (it is "{self.config._attn_implementation}").'
-            )
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
         check_pixel_values(pixel_values, self.config)
         embeddings = self.embeddings(pixel_values, bool_masked_pos)
-        maps, attentions = self.encoder(embeddings, output_attentions)
-        last_map = maps[-1]
-        last_hidden_state = last_map.flatten(1, 2)
+        sequences, channels_first_maps, attentions = self.encoder(embeddings, output_attentions)
+        last_hidden_state = sequences[-1]
         pooler_output = None
         if self.layernorm is not None:
             pooler_output = self.layernorm(last_hidden_state).mean(dim=1)
         return VisMaeModelOutput(
             last_hidden_state=last_hidden_state,
             pooler_output=pooler_output,
-            hidden_states=tuple(m.flatten(1, 2) for m in maps) if output_hidden_states else None,
-            reshaped_hidden_states=tuple(m.permute(0, 3, 1, 2) for m in maps) if output_hidden_states else None,
+            hidden_states=tuple(sequences) if output_hidden_states else None,
+            reshaped_hidden_states=tuple(channels_first_maps) if output_hidden_states else None,
             attentions=attentions if output_attentions else None,
         )
 
@@ -826,6 +870,7 @@ class VisMaeForPreTraining(VisMaePreTrainedModel):
             when omitted (on the input's device; seed with `torch.manual_seed` or pass `noise`).
         noise (`(batch_size, num_mask_units)`, *optional*): Drives the random masking (lowest values are kept).
         """
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
         check_pixel_values(pixel_values, self.config)
         batch_size, _, height, width = pixel_values.shape
         if bool_masked_pos is None:
@@ -843,7 +888,7 @@ class VisMaeForPreTraining(VisMaePreTrainedModel):
         bottleneck = outputs.last_hidden_state.view(
             batch_size, height // bottleneck_divisor, width // bottleneck_divisor, -1
         )
-        decoded, decoder_attentions = self.decoder(bottleneck, output_attentions=bool(output_attentions))
+        decoded, decoder_attentions = self.decoder(bottleneck, output_attentions=output_attentions)
         logits = self.reconstruction_head(decoded).view(batch_size, (height // patch) * (width // patch), -1)
         loss = self.reconstruction_loss(pixel_values, logits, bool_masked_pos)
         return VisMaeForPreTrainingOutput(
@@ -852,7 +897,7 @@ class VisMaeForPreTraining(VisMaePreTrainedModel):
             mask=bool_masked_pos,
             hidden_states=outputs.hidden_states,
             reshaped_hidden_states=outputs.reshaped_hidden_states,
-            attentions=(outputs.attentions + decoder_attentions) if outputs.attentions is not None else None,
+            attentions=outputs.attentions + decoder_attentions if output_attentions else None,
         )
 
 
@@ -977,24 +1022,27 @@ class VisMaeForSemanticSegmentation(VisMaePreTrainedModel):
         r"""
         labels (`(batch_size, height, width)`, *optional*): class index per pixel, `semantic_loss_ignore_index` to
             leave a pixel out.
+
+        `hidden_states` are the encoder's (as in `VisMaeModelOutput`); `attentions` holds one map per encoder block,
+        then one per decoder block.
         """
+        output_hidden_states, output_attentions = self.output_flags(output_hidden_states, output_attentions)
         outputs = self.vis_mae(
             pixel_values,
-            output_hidden_states=True,
+            output_hidden_states=True,  # the decoder's skips
             output_attentions=output_attentions,
             return_dict=True,
         )
         maps = [m.permute(0, 2, 3, 1) for m in outputs.reshaped_hidden_states]  # channels-last views
-        decoded, decoder_attentions = self.decoder(maps[-1], skips=maps[:-2], output_attentions=bool(output_attentions))
+        decoded, decoder_attentions = self.decoder(maps[-1], skips=maps[:-2], output_attentions=output_attentions)
         expanded = self.final_patch_expanding(decoded)  # (batch, height, width, embed_dim)
         logits = self.segmentation_head(expanded.permute(0, 3, 1, 2))
         loss = self.segmentation_loss(logits, labels) if labels is not None else None
-        want_hidden = output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         return SemanticSegmenterOutput(
             loss=loss,
             logits=logits,
-            hidden_states=outputs.hidden_states if want_hidden else None,
-            attentions=(outputs.attentions + decoder_attentions) if outputs.attentions is not None else None,
+            hidden_states=outputs.hidden_states if output_hidden_states else None,
+            attentions=outputs.attentions + decoder_attentions if output_attentions else None,
         )
 
 
