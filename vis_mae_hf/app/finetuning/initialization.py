@@ -18,6 +18,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+from transformers.utils import logging as transformers_logging
 
 from ...configuration_vis_mae import VisMaeConfig
 from ...modeling_vis_mae import (
@@ -123,6 +124,9 @@ def _swin_start(initialization: Initialization, model_class: type, fields: dict)
 def _vismae_start(initialization: Initialization, model_class: type, fields: dict):
     """Every weight of the checkpoint whose name and shape match; a shape that differs is the caller's error."""
 
+    # Transformers' own load report is silenced: the `LoadReport` returned here replaces it (and is printed).
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
     try:
         model, info = model_class.from_pretrained(
             initialization.source, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32, **fields
@@ -133,6 +137,8 @@ def _vismae_start(initialization: Initialization, model_class: type, fields: dic
             f"with config.json and model.safetensors, or a cached Hub repo id). Pretrain one with "
             f"`accelerate launch examples/run_pretrain.py`. ({error})"
         ) from error
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     if model.config.model_type != "vis_mae":
         raise ValueError(f"--init {initialization}: {initialization.source!r} is not a VIS-MAE checkpoint.")
     if info["mismatched_keys"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from transformers import Trainer
 
 from ..weight_decay import decayed_parameter_names
+from .tuning import is_lora_model
 
 
 class VisMaeTrainer(Trainer):
@@ -25,7 +26,14 @@ class VisMaeTrainer(Trainer):
         super().__init__(*args, **kwargs)
 
     def get_decay_parameter_names(self, model) -> list[str]:
-        return decayed_parameter_names(model, self.decay_norms_and_biases)
+        if not is_lora_model(model):
+            return decayed_parameter_names(model, self.decay_norms_and_biases)
+        # A PEFT model wraps the VIS-MAE model (adapters injected into it): the rule is the wrapped model's, and its
+        # parameters are named as the wrapper names them.
+        inner = model.get_base_model()
+        inner_parameters = dict(inner.named_parameters())
+        decayed = {id(inner_parameters[name]) for name in decayed_parameter_names(inner, self.decay_norms_and_biases)}
+        return [name for name, parameter in model.named_parameters() if id(parameter) in decayed]
 
 
 __all__ = ["VisMaeTrainer"]
