@@ -123,7 +123,12 @@ def _checkpoint_line(facts: RunFacts, args: TrainingArguments) -> str:
     kept = f"at most {args.save_total_limit} kept" if args.save_total_limit else "all kept"
     if args.load_best_model_at_end and args.save_total_limit:
         kept += ", and the best when it is another"
-    end = "kept after the run" if facts.keep_checkpoints else "removed once the run ends (--keep-checkpoints keeps them)"
+    if not facts.keep_checkpoints:
+        end = "removed once the run ends (--keep-checkpoints keeps them)"
+    elif args.save_total_limit == 1 and args.load_best_model_at_end:
+        end = "the best kept after the run"  # Trainer removes the newest at the end when the limit is 1
+    else:
+        end = "kept after the run"
     return f"Checkpoints: {every} to {Path(args.output_dir) / 'checkpoint-<step>'}, {size}; {kept}; {end}."
 
 
