@@ -1,4 +1,5 @@
-"""The fine-tuning `Trainer`: Transformers' own, with VIS-MAE's one weight-decay rule instead of Trainer's.
+"""The fine-tuning `Trainer`: Transformers' own, with VIS-MAE's one weight-decay rule instead of Trainer's, and the
+losses averaged over gradient-accumulation steps and processes as means.
 
 Trainer exempts every parameter whose name contains "bias" or "norm"; the published recipes decay every parameter,
 and the exempt mode exempts what the model names in `no_weight_decay()`, exactly as pretraining does.
@@ -24,6 +25,12 @@ class VisMaeTrainer(Trainer):
     def __init__(self, *args, decay_norms_and_biases: bool, **kwargs):
         self.decay_norms_and_biases = decay_norms_and_biases
         super().__init__(*args, **kwargs)
+        # Trainer takes a forward with **kwargs for a loss that sums over the batch and divides by the
+        # `num_items_in_batch` it passes, and then neither divides the loss by the gradient-accumulation steps nor
+        # leaves it unscaled on several processes (it multiplies it by their number). VIS-MAE's losses are means over
+        # their own batch (the segmentation Dice term over the whole batch), so Trainer must average them itself:
+        # otherwise --gradient-accumulation-steps N and N processes each take N times the gradient.
+        self.model_accepts_loss_kwargs = False
 
     def get_decay_parameter_names(self, model) -> list[str]:
         if not is_lora_model(model):

@@ -12,7 +12,7 @@ Trainer settings that matter and why:
 - `remove_unused_columns=False`: the transforms read `image`/`mask` columns the model's signature does not name.
 - `processing_class=image_processor`: saved with every checkpoint, so the fine-tuned model reloads with the exact
   preprocessing (min-max for segmentation, plain [0, 1] for classification).
-- `preprocess_logits_for_metrics=segmentation_logits_to_label_maps`: the Trainer keeps int16 label maps, not
+- `preprocess_logits_for_metrics=segmentation_logits_to_label_maps`: the Trainer keeps int8 label maps, not
   (N, K, H, W) float logits. On several processes Trainer gathers them in dataset order, which is what per-volume
   pooling (`case_ids` in dataset order) needs.
 - `VisMaeTrainer`: the one weight-decay rule (every parameter, as published; `decay_norms_and_biases=False` exempts
