@@ -21,6 +21,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -248,10 +249,21 @@ def training_default_help(name: str) -> str | None:
     }.get(name)
 
 
-def resume_checkpoint(training_args: TrainingArguments) -> str | bool | None:
-    """`Trainer.train(resume_from_checkpoint=...)` of --resume-from-checkpoint (Trainer does not read it itself)."""
+def resume_checkpoint(training_args: TrainingArguments) -> str | None:
+    """The checkpoint folder of --resume-from-checkpoint (`latest`: the newest in --output-dir), for
+    `Trainer.train(resume_from_checkpoint=...)`: Trainer does not read the option itself."""
+    from transformers.trainer_utils import get_last_checkpoint
+
     value = training_args.resume_from_checkpoint
-    return True if value == RESUME_LATEST else value
+    if value != RESUME_LATEST:
+        return value
+    newest = get_last_checkpoint(training_args.output_dir) if Path(training_args.output_dir).is_dir() else None
+    if newest is None:
+        raise FileNotFoundError(
+            f"--resume-from-checkpoint {RESUME_LATEST}: {training_args.output_dir} holds no checkpoint-<step> folder "
+            "to resume from (a finished run removes its checkpoints unless --keep-checkpoints)."
+        )
+    return newest
 
 
 def has_accelerator() -> bool:

@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -66,6 +67,11 @@ def load_encoder(model_name: str | Path) -> tuple[VisMaeModel, object, list[str]
         raise OSError(
             f"--model {name}: cannot load a VIS-MAE model with its image processor (config.json, model.safetensors "
             f"and preprocessor_config.json, as save_pretrained writes them) ({error})"
+        ) from error
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickle of more than tensors
+        raise ValueError(
+            f"--model {name}: its weights are a pickle that holds more than tensors and were refused unread (nothing "
+            "in them ran). Use model.safetensors, as save_pretrained writes."
         ) from error
     finally:
         transformers_logging.set_verbosity(verbosity)

@@ -15,6 +15,7 @@ Every initialisation builds the same architecture for a task (segmenter depths (
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 
 import torch
@@ -136,6 +137,11 @@ def _vismae_start(initialization: Initialization, model_class: type, fields: dic
             f"--init {initialization}: cannot load a VIS-MAE checkpoint from {initialization.source!r} (a directory "
             f"with config.json and model.safetensors, or a cached Hub repo id). Pretrain one with "
             f"`accelerate launch examples/run_pretrain.py`. ({error})"
+        ) from error
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickle of more than tensors
+        raise ValueError(
+            f"--init {initialization}: the weights in {initialization.source!r} are a pickle that holds more than "
+            "tensors and were refused unread (nothing in them ran). Use model.safetensors, as save_pretrained writes."
         ) from error
     finally:
         transformers_logging.set_verbosity(verbosity)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 import time
 from collections.abc import Mapping
@@ -179,6 +180,7 @@ def run_finetuning(
     initialization = Initialization.parse(args.init)  # fail before loading any data
     config_overrides = tuning_config_overrides(args.tuning, args.parsed_config_overrides())
     training_args = finetuning_training_arguments(args, task, training_options)
+    checkpoint = resume_checkpoint(training_args)  # a missing checkpoint fails before any data is read
     args = args.resolved(task)
     data = select_data(args, task, training_args.seed)
     model, report = build_model(args, data.task, data.label_names, initialization, config_overrides, training_args.seed)
@@ -191,7 +193,7 @@ def run_finetuning(
         print_run(data, report)
     trainer = build_trainer(args, data, model, image_processor, training_args, callbacks=[plan])
     started = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    train(trainer, checkpoint)
     train_seconds = time.perf_counter() - started
     metrics = trainer.evaluate()  # the best checkpoint, reloaded by load_best_model_at_end
     trainer.save_metrics("eval", metrics)  # eval_results.json (+ all_results.json)
@@ -225,6 +227,21 @@ def run_finetuning(
         trainable_parameters=trainable_counts(model)[0],
         trainer=trainer,
     )
+
+
+def train(trainer, checkpoint: str | None) -> None:
+    """`trainer.train`, resuming from `checkpoint`; a checkpoint file that is a pickle of more than tensors (Trainer
+    reads them with `torch.load(weights_only=True)`) is one error naming the checkpoint."""
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except pickle.UnpicklingError as error:
+        if checkpoint is None:
+            raise
+        raise ValueError(
+            f"--resume-from-checkpoint: {checkpoint} holds a file that is a pickle of more than tensors, refused "
+            "unread (nothing in it ran). Resume from a checkpoint this command wrote, or start again without "
+            "--resume-from-checkpoint."
+        ) from error
 
 
 def select_data(args: FinetuningArguments, task: str, seed: int) -> FinetuningData:
