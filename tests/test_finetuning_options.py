@@ -141,6 +141,14 @@ def test_the_plan_is_printed_before_the_first_step_and_a_two_step_run_keeps_no_c
     assert summary["training_arguments"]["gradient_accumulation_steps"] == 2 and summary["plan"].startswith("Plan: ")
 
 
+def test_a_hub_token_given_on_the_command_line_is_never_written(tmp_path, capsys, segmentation_set):
+    status, _, err = vis_mae(capsys, *tiny_command(segmentation_set, tmp_path / "out", "--max-steps", "1",
+                                                   "--hub-token", "hf_secret_value"))
+    assert status == 0, err
+    written = "".join(path.read_text(errors="ignore") for path in (tmp_path / "out").rglob("*.json"))
+    assert "hf_secret_value" not in written and '"hub_token": "<HUB_TOKEN>"' in written
+
+
 def test_the_plan_of_the_published_schedule_on_a_cpu_says_so_and_sizes_the_checkpoints():
     arguments = FinetuningArguments(dataset="data/btcv")
     training_args = finetuning_training_arguments(arguments, "segmentation", {"use_cpu": True})

@@ -205,13 +205,9 @@ def run_finetuning(
                                 training_args.seed)[0],
         )
     if trainer.is_world_process_zero():
-        output_dir.mkdir(parents=True, exist_ok=True)
         summary = finetuning_summary(args, data, report, trainer, metrics, train_seconds)
-        summary.update(training_options=dict(training_options or {}), plan=plan.plan)
-        (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
-        if not args.keep_checkpoints:
-            for checkpoint in output_dir.glob("checkpoint-*"):
-                shutil.rmtree(checkpoint, ignore_errors=True)
+        summary.update(training_options=recorded_options(training_options), plan=plan.plan)
+        finish_output(output_dir, summary, keep_checkpoints=args.keep_checkpoints)
     if verbose and trainer.is_world_process_zero():
         print(format_metrics_table(metrics, title=f"validation fold {data.fold}"))
         print(f"Wrote {output_dir / 'eval_results.json'} and {output_dir / SUMMARY_FILE}.")
@@ -227,6 +223,16 @@ def run_finetuning(
         trainable_parameters=trainable_counts(model)[0],
         trainer=trainer,
     )
+
+
+def finish_output(output_dir: Path, summary: dict, *, keep_checkpoints: bool) -> None:
+    """Write `finetuning_summary.json`; remove the checkpoints unless they are to be kept (the best model is saved and
+    evaluated by now, and a finished run has nothing to resume)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    if not keep_checkpoints:
+        for folder in output_dir.glob("checkpoint-*"):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def train(trainer, checkpoint: str | None) -> None:
@@ -326,6 +332,15 @@ def load_lora_run(run_dir: str | Path):
         summary["seed"],
     )
     return load_lora_adapter(base, run_dir / ADAPTER_DIR)
+
+
+def recorded_options(training_options: Mapping[str, Any] | None) -> dict:
+    """The options the user gave, as the summary records them: tokens are named, never written (as Trainer's own
+    `to_dict` does), since the output folder may be pushed to the Hub."""
+    return {
+        name: f"<{name.upper()}>" if name.endswith("_token") and value is not None else value
+        for name, value in (training_options or {}).items()
+    }
 
 
 def print_run(data: FinetuningData, report: LoadReport) -> None:
