@@ -61,7 +61,7 @@ def run_in_process(capsys, *arguments) -> tuple[int, str, str]:
 
 
 def test_the_command_names_the_sub_commands_of_the_issue():
-    assert list(COMMANDS) == ["data", "pretrain", "finetune", "sweep", "convert", "predict", "hub", "export"]
+    assert list(COMMANDS) == ["data", "pretrain", "finetune", "sweep", "convert", "predict", "embed", "hub", "export"]
 
 
 def test_help_lists_every_command_without_importing_torch_or_the_package():
@@ -85,7 +85,7 @@ def test_a_missing_or_unknown_command_is_a_usage_error_answered_without_torch(ar
     "words",
     [["data"], ["data", "convert"], ["data", "corpus"], ["data", "demo"], ["data", "sources"], ["pretrain"],
      ["finetune"], ["finetune", "segmentation"], ["finetune", "classification"], ["sweep"], ["convert"],
-     ["predict"], ["hub"], ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["export"]],
+     ["predict"], ["embed"], ["hub"], ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["export"]],
     ids=" ".join,
 )
 def test_every_sub_command_answers_help(capsys, words):
@@ -127,9 +127,12 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
          "finetune segmentation", "no-such-set"),
         (["pretrain", "--dataset", "{tmp}/no-such-corpus", "--output-dir", "{tmp}/out"], "pretrain", "no-such-corpus"),
         (["sweep", "--label-fractions", "0.5,2", "--results-dir", "{tmp}/out"], "sweep", "got [2.0]"),
+        (["embed", "--model", "{tmp}/no-such-model", "--dataset", "{tmp}/no-such-set", "--output", "{tmp}/out"],
+         "embed", "no-such-model"),
         (["export"], "export", "not built yet"),
     ],
-    ids=["data", "data-option", "predict", "hub", "hub-release", "convert", "finetune", "pretrain", "sweep", "export"],
+    ids=["data", "data-option", "predict", "hub", "hub-release", "convert", "finetune", "pretrain", "sweep", "embed",
+         "export"],
 )
 def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, capsys, arguments, command, names):
     status, _, err = run_in_process(capsys, *(argument.format(tmp=tmp_path) for argument in arguments))
@@ -148,6 +151,8 @@ def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, c
         ["finetune"],
         ["finetune", "detection"],
         ["sweep", "--unknown-option", "1"],
+        ["embed", "--model", "m", "--dataset", "d"],
+        ["finetune", "segmentation", "--tuning", "lora", "--lora-rank", "two"],
         ["data", "convert", "no_such_source", "tree", "--output", "out"],
         ["data", "corpus", "in", "--output", "out", "--window", "header"],
         ["data", "corpus", "in", "--output", "out", "--ct-window", "brain"],

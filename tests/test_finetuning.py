@@ -6,23 +6,30 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from finetuning_sets import (
+    SEGMENTATION_NAMES,
+    TINY_OVERRIDES,
+    synthetic_set,
+    tiny_finetune,
+    tiny_pretraining_checkpoint,
+    tiny_run,
+)
 
+from vis_mae_hf.app.finetuning.arguments import (
+    FinetuningArguments,
+    finetuning_training_arguments,
+)
 from vis_mae_hf.app.finetuning.data import prepare_finetuning_data
 from vis_mae_hf.app.finetuning.initialization import (
     Initialization,
     build_finetuning_model,
 )
 from vis_mae_hf.app.finetuning.training import (
-    FinetuningArguments,
     build_trainer,
     format_metrics_table,
     run_finetuning,
-    training_arguments,
 )
 from vis_mae_hf.recipes import get_recipe
-
-TINY_OVERRIDES = json.dumps({"embed_dim": 16, "num_heads": [1, 2, 4, 8], "drop_path_rate": 0.0})
-SEGMENTATION_NAMES = ["background", "bright", "brightest"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -32,69 +39,6 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def synthetic_set(directory, task, num_rows=20, n_folds=5, seed=0):
-    """A converted-layout set saved with save_to_disk: two images per patient, patient-grouped folds and ranks."""
-    from datasets import Dataset, DatasetDict
-
-    from vis_mae_hf.data.features import build_features, encode_grey_image, encode_mask
-    from vis_mae_hf.data.folds import assign_patient_folds
-
-    rng = np.random.default_rng(seed)
-    patients = [f"patient{index // 2}" for index in range(num_rows)]
-    assignment = assign_patient_folds(patients, n_folds=n_folds, seed=seed)
-    names = {
-        "segmentation": SEGMENTATION_NAMES, "classification": ["negative", "positive"],
-        "multilabel": ["negative", "positive", "other"],
-    }[task]
-    rows = []
-    for index, patient in enumerate(patients):
-        # Smooth blobs: a learnable target, varied images.
-        coarse = rng.random((5, 6))
-        image = np.kron(coarse, np.ones((8, 8)))
-        row = {
-            "image": encode_grey_image(image),
-            "case_id": patient,
-            "slice_index": index,
-            "source_file": "synthetic",
-            "fold": assignment.fold_of[patient],
-            "label_rank": assignment.label_rank_of[patient],
-        }
-        if task == "segmentation":
-            row["mask"] = encode_mask((image > 0.5).astype(int) + (image > 0.8).astype(int), n_labels=3)
-        elif task == "classification":
-            row["label"] = index % 2  # each patient has one image of each class: every fold holds both
-        else:
-            row["labels"] = [0, 2] if index % 2 else [1]
-        rows.append(row)
-    dataset = Dataset.from_list(rows, features=build_features(task, names, n_folds=n_folds))
-    DatasetDict({"train": dataset}).save_to_disk(str(directory))
-    return directory
-
-
-def tiny_pretraining_checkpoint(directory):
-    from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
-
-    torch.manual_seed(0)
-    VisMaeForPreTraining(VisMaeConfig(embed_dim=16, num_heads=[1, 2, 4, 8], image_size=64)).save_pretrained(directory)
-    return directory
-
-
-def tiny_arguments(dataset, output_dir, **overrides):
-    values = dict(
-        dataset=str(dataset),
-        output_dir=str(output_dir),
-        image_size=64,
-        max_steps=2,
-        per_device_train_batch_size=4,
-        per_device_eval_batch_size=16,
-        config_overrides=TINY_OVERRIDES,
-        logging_steps=1,
-        disable_tqdm=True,
-    )
-    values.update(overrides)
-    return FinetuningArguments(**values)
 
 
 # ---------------------------------------------------------------------------------------------------- data selection
@@ -117,7 +61,7 @@ def test_validation_is_the_held_out_fold_and_label_fractions_are_nested(tmp_path
 
 def test_segmentation_set_without_class_names_is_refused_with_the_fix(tmp_path):
     directory = synthetic_set(tmp_path / "seg", "segmentation")
-    with pytest.raises(ValueError, match="--label-names"):
+    with pytest.raises(ValueError, match="--class-names"):
         prepare_finetuning_data(str(directory), "segmentation")
 
 
@@ -223,11 +167,11 @@ def segmentation_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("segmentation_run")
     dataset = synthetic_set(root / "data", "segmentation")
     checkpoint = tiny_pretraining_checkpoint(root / "pretrained")
-    arguments = tiny_arguments(
+    arguments, training_options = tiny_run(
         dataset, root / "out", init=f"vismae:{checkpoint}", config_overrides=json.dumps({"drop_path_rate": 0.0}),
-        label_names=",".join(SEGMENTATION_NAMES), keep_checkpoints=False,
+        class_names=",".join(SEGMENTATION_NAMES),
     )
-    return run_finetuning(arguments, "segmentation", verbose=False)
+    return run_finetuning(arguments, "segmentation", training_options, verbose=False)
 
 
 def test_segmentation_from_a_pretraining_checkpoint_runs_end_to_end_and_saves_a_reloadable_model(segmentation_run):
@@ -240,7 +184,7 @@ def test_segmentation_from_a_pretraining_checkpoint_runs_end_to_end_and_saves_a_
     summary = json.loads((output_dir / "finetuning_summary.json").read_text())
     assert summary["initialization"]["source"].startswith("vismae:") and summary["initialization"]["loaded"]
     assert summary["global_steps"] == 2 and summary["label_fraction"] == 1.0
-    assert not list(output_dir.glob("checkpoint-*"))  # keep_checkpoints=False
+    assert not list(output_dir.glob("checkpoint-*"))  # removed at the end by default (keep_checkpoints=False)
     model = AutoModelForSemanticSegmentation.from_pretrained(output_dir)
     processor = AutoImageProcessor.from_pretrained(output_dir)
     assert model.config.id2label[1] == "bright"
@@ -297,8 +241,9 @@ def test_the_trainer_exempts_what_the_model_names_when_asked(tmp_path):
         "classification", "random", label_names=data.label_names, image_size=64,
         problem_type=data.problem_type, config_overrides=json.loads(TINY_OVERRIDES),
     )
-    arguments = tiny_arguments(dataset, tmp_path / "out", decay_norms_and_biases=False)
-    trainer = build_trainer(arguments, data, model, get_recipe("classification").image_processor(64), tmp_path / "out")
+    arguments, training_options = tiny_run(dataset, tmp_path / "out", decay_norms_and_biases=False)
+    training_args = finetuning_training_arguments(arguments, "classification", training_options)
+    trainer = build_trainer(arguments, data, model, get_recipe("classification").image_processor(64), training_args)
     trainer.create_optimizer()
     groups = parameter_names_by_weight_decay(trainer)
     exempt = model.no_weight_decay()
@@ -308,28 +253,33 @@ def test_the_trainer_exempts_what_the_model_names_when_asked(tmp_path):
 
 
 def test_training_arguments_come_from_the_recipe_unless_given(tmp_path):
-    published = training_arguments(FinetuningArguments(dataset="data/btcv"), "segmentation", tmp_path)
+    published = finetuning_training_arguments(FinetuningArguments(dataset="data/btcv"), "segmentation")
     assert (published.num_train_epochs, published.per_device_train_batch_size, published.learning_rate) == (150, 32, 1e-3)
     assert (published.weight_decay, published.adam_beta1, published.adam_beta2) == (0.05, 0.9, 0.95)
     assert published.lr_scheduler_type == "cosine" and published.warmup_steps == pytest.approx(40 / 150)
+    assert published.per_device_eval_batch_size == 32 and published.output_dir == "outputs/vis-mae-finetune-segmentation"
     assert FinetuningArguments(dataset="data/btcv").resolved("segmentation").image_size == 320
-    demo = training_arguments(FinetuningArguments(), "classification", tmp_path)
+    demo = finetuning_training_arguments(FinetuningArguments(), "classification")
     assert (demo.num_train_epochs, demo.per_device_train_batch_size, demo.learning_rate) == (10, 8, 1e-4)
-    given = training_arguments(FinetuningArguments(learning_rate=5e-4, weight_decay=0.0), "classification", tmp_path)
+    given = finetuning_training_arguments(
+        FinetuningArguments(), "classification", {"learning_rate": 5e-4, "weight_decay": 0.0}
+    )
     assert (given.learning_rate, given.weight_decay) == (5e-4, 0.0)  # what the user says wins
+    # a given value equal to Transformers' own default still wins: "given" is what was set, not what differs
+    assert finetuning_training_arguments(FinetuningArguments(), "classification", {"learning_rate": 5e-5}).learning_rate == 5e-5
 
 
 def test_single_and_multi_label_classification_run_end_to_end_with_auc_metrics(tmp_path):
     from transformers import AutoModelForImageClassification
 
     single_set = synthetic_set(tmp_path / "cls", "classification")
-    single = run_finetuning(tiny_arguments(single_set, tmp_path / "out_cls"), "classification", verbose=False)
+    single = tiny_finetune(single_set, tmp_path / "out_cls", "classification")
     assert {"eval_roc_auc", "eval_pr_auc", "eval_accuracy"} <= set(single.metrics)
     assert 0.0 <= single.metrics["eval_roc_auc"] <= 1.0
     model = AutoModelForImageClassification.from_pretrained(single.output_dir)
     assert model.config.id2label == {0: "negative", 1: "positive"}
     multi_set = synthetic_set(tmp_path / "multi", "multilabel")
-    multi = run_finetuning(tiny_arguments(multi_set, tmp_path / "out_multi"), "classification", verbose=False)
+    multi = tiny_finetune(multi_set, tmp_path / "out_multi", "classification")
     assert multi.trainer.model.config.problem_type == "multi_label_classification"
     assert "eval_roc_auc" in multi.metrics and "eval_roc_auc/other" in multi.metrics
 
@@ -337,11 +287,9 @@ def test_single_and_multi_label_classification_run_end_to_end_with_auc_metrics(t
 def test_bad_config_overrides_and_init_fail_before_any_training(tmp_path):
     dataset = synthetic_set(tmp_path / "cls", "classification")
     with pytest.raises(ValueError, match="JSON object"):
-        run_finetuning(
-            tiny_arguments(dataset, tmp_path / "o", config_overrides="[1, 2]"), "classification", verbose=False
-        )
+        tiny_finetune(dataset, tmp_path / "o", "classification", config_overrides="[1, 2]")
     with pytest.raises(ValueError, match="Unknown initialisation"):
-        run_finetuning(tiny_arguments(dataset, tmp_path / "o", init="imagenet"), "classification", verbose=False)
+        tiny_finetune(dataset, tmp_path / "o", "classification", init="imagenet")
 
 
 def test_metrics_table_groups_per_class_values():

@@ -92,9 +92,10 @@ def tiny_pretraining_checkpoint(directory):
 
 def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_runs(tmp_path, demo_cache):
     from PIL import Image
-    from transformers import HfArgumentParser
 
-    from vis_mae_hf.app.finetuning.training import FinetuningArguments
+    from vis_mae_hf.app.cli import parse
+    from vis_mae_hf.app.cli.finetune import split_namespace
+    from vis_mae_hf.app.finetuning.arguments import FinetuningArguments
     from vis_mae_hf.app.sweep import (
         LabelEfficiencyArguments,
         read_results,
@@ -133,12 +134,13 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
         lines = handle.readlines()
     csv_path.write_text("".join(lines[:-1]))
     threads = torch.get_num_threads()
-    grid, template = HfArgumentParser((LabelEfficiencyArguments, FinetuningArguments)).parse_args_into_dataclasses(
-        args=arguments
+    (grid, template), training_options = split_namespace(
+        parse("sweep", arguments), LabelEfficiencyArguments, FinetuningArguments
     )
+    assert training_options["max_steps"] == 2 and "learning_rate" not in training_options  # only what was given
     torch.set_num_threads(1)
     try:
-        run_label_efficiency(grid, template, verbose=False)
+        run_label_efficiency(grid, template, training_options, verbose=False)
     finally:
         torch.set_num_threads(threads)
     resumed = read_results(csv_path)
@@ -156,4 +158,4 @@ def test_label_efficiency_writes_one_row_per_run_plots_and_resumes_only_missing_
     # Another experiment cannot be mixed into this CSV.
     other_grid = LabelEfficiencyArguments(task="classification", results_dir=str(tmp_path / "sweep"))
     with pytest.raises(ValueError, match="another experiment"):
-        run_label_efficiency(other_grid, template, verbose=False)
+        run_label_efficiency(other_grid, template, training_options, verbose=False)

@@ -363,12 +363,15 @@ def test_logits_are_resized_to_label_size_before_argmax():
     logits[0, 1, :, 1] = 4.0  # class 1 wins in the right column
     labels = torch.zeros(1, 4, 4, dtype=torch.long)
     label_maps = segmentation_logits_to_label_maps((logits, "hidden states"), labels)
-    assert label_maps.shape == (1, 4, 4) and label_maps.dtype == torch.int16
+    assert label_maps.shape == (1, 4, 4) and label_maps.dtype == torch.int8  # gathered by NCCL and gloo alike
     expected = torch.nn.functional.interpolate(logits, size=(4, 4), mode="bilinear", align_corners=False).argmax(1)
     assert torch.equal(label_maps.long(), expected)
     assert label_maps[0, :, 3].eq(1).all() and label_maps[0, :, 0].eq(0).all()
     volume_logits = torch.randn(2, 3, 2, 3, 3)
     assert segmentation_logits_to_label_maps(volume_logits, torch.zeros(2, 4, 6, 6)).shape == (2, 4, 6, 6)
+    many_classes = torch.zeros(1, 200, 2, 2)
+    many_classes[0, 150] = 1.0
+    assert segmentation_logits_to_label_maps(many_classes).eq(150).all()  # beyond int8: int32
 
 
 def test_segmentation_compute_metrics_full_set_and_batched_agree_and_are_floats():

@@ -35,6 +35,12 @@ def recipe_option(name: str, tasks: tuple[str, ...], help_text: str = ""):
     """A dataclass field defaulting to None (the recipe's value), whose help quotes the recipe table for `tasks`."""
     if name not in RECIPE_FIELDS:
         raise ValueError(f"{name!r} is not a recipe field; expected one of {', '.join(RECIPE_FIELDS)}.")
+    return dataclasses.field(default=None, metadata={"help": f"{help_text} {recipe_default_help(name, tasks)}".strip()})
+
+
+def recipe_default_help(name: str, tasks: tuple[str, ...]) -> str:
+    """`Default: the recipe (<its values for tasks, published then demo>).`, for the help of any option the recipe
+    table fills (a `Recipe` attribute `name`)."""
     published = [getattr(get_recipe(task), name) for task in tasks]
     demo = [getattr(get_recipe(task, demo=True), name) for task in tasks]
 
@@ -44,7 +50,7 @@ def recipe_option(name: str, tasks: tuple[str, ...], help_text: str = ""):
         return " / ".join(f"{task} {_shown(value)}" for task, value in zip(tasks, values))
 
     values = listed(published) if published == demo else f"{listed(published)}; demo {listed(demo)}"
-    return dataclasses.field(default=None, metadata={"help": f"{help_text} Default: the recipe ({values}).".strip()})
+    return f"Default: the recipe ({values})."
 
 
 def _shown(value) -> str:

@@ -44,10 +44,12 @@ def _first_output(predictions):
 
 
 def segmentation_logits_to_label_maps(logits, labels=None):
-    """Class logits (N, K, H, W) or (N, K, D, H, W) to label maps (N, H, W) / (N, D, H, W) as int16.
+    """Class logits (N, K, H, W) or (N, K, D, H, W) to label maps (N, H, W) / (N, D, H, W) as int8 (int32 beyond
+    127 classes).
 
     Use as `Trainer(preprocess_logits_for_metrics=segmentation_logits_to_label_maps)` so the Trainer keeps label
-    maps (int16: an eighth of int64 logits' memory per class) instead of all logits. When `labels` are given and
+    maps (int8: a sixteenth of float32 logits' memory per class) instead of all logits. int8 because it is signed
+    (Trainer pads with -100) and because processes gather it: NCCL and gloo have no int16. When `labels` are given and
     their spatial size differs from the logits' (decoders that predict at a lower resolution), the logits are
     resized to the labels' size first, bilinearly (trilinearly for volumes) with `align_corners=False`, as
     `post_process_semantic_segmentation` does; resizing logits rather than label maps keeps boundaries smooth.
@@ -71,7 +73,7 @@ def segmentation_logits_to_label_maps(logits, labels=None):
         if label_size != spatial_size:
             mode = "bilinear" if len(spatial_size) == 2 else "trilinear"
             logits = functional.interpolate(logits.float(), size=label_size, mode=mode, align_corners=False)
-    label_dtype = torch.int16 if logits.shape[1] <= torch.iinfo(torch.int16).max else torch.int64
+    label_dtype = torch.int8 if logits.shape[1] <= torch.iinfo(torch.int8).max else torch.int32
     return logits.argmax(dim=1).to(label_dtype)
 
 

@@ -26,6 +26,9 @@ from ...data.loading import (
 )
 from ...vocabulary import CLASSIFICATION, FINETUNING_TASKS, MULTILABEL
 
+# The model config's `problem_type` of each dataset task (segmentation has none).
+PROBLEM_TYPES = {CLASSIFICATION: "single_label_classification", MULTILABEL: "multi_label_classification"}
+
 
 @dataclass
 class FinetuningData:
@@ -55,10 +58,7 @@ class FinetuningData:
     @property
     def problem_type(self) -> str | None:
         """The model config's `problem_type` (None for segmentation)."""
-        return {
-            CLASSIFICATION: "single_label_classification",
-            MULTILABEL: "multi_label_classification",
-        }.get(self.task)
+        return PROBLEM_TYPES.get(self.task)
 
 
 def _seeded_fraction(dataset, fraction: float, seed: int):
@@ -102,7 +102,7 @@ def prepare_finetuning_data(
     names = list(label_names) if label_names else stored_names or class_names_of(pool, TARGET_COLUMNS[resolved_task])
     if not names:
         raise ValueError(
-            f"--dataset {dataset}: the class names are not stored with the set; pass them (--label-names "
+            f"--dataset {dataset}: the class names are not stored with the set; pass them (--class-names "
             "background,lesion for a binary mask)."
         )
     notes: list[str] = []

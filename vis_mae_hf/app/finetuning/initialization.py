@@ -15,9 +15,11 @@ Every initialisation builds the same architecture for a task (segmenter depths (
 from __future__ import annotations
 
 import dataclasses
+import pickle
 from dataclasses import dataclass
 
 import torch
+from transformers.utils import logging as transformers_logging
 
 from ...configuration_vis_mae import VisMaeConfig
 from ...modeling_vis_mae import (
@@ -123,6 +125,9 @@ def _swin_start(initialization: Initialization, model_class: type, fields: dict)
 def _vismae_start(initialization: Initialization, model_class: type, fields: dict):
     """Every weight of the checkpoint whose name and shape match; a shape that differs is the caller's error."""
 
+    # Transformers' own load report is silenced: the `LoadReport` returned here replaces it (and is printed).
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
     try:
         model, info = model_class.from_pretrained(
             initialization.source, output_loading_info=True, ignore_mismatched_sizes=True, dtype=torch.float32, **fields
@@ -133,6 +138,13 @@ def _vismae_start(initialization: Initialization, model_class: type, fields: dic
             f"with config.json and model.safetensors, or a cached Hub repo id). Pretrain one with "
             f"`accelerate launch examples/run_pretrain.py`. ({error})"
         ) from error
+    except pickle.UnpicklingError as error:  # torch.load(weights_only=True) refused a pickle of more than tensors
+        raise ValueError(
+            f"--init {initialization}: the weights in {initialization.source!r} are a pickle that holds more than "
+            "tensors and were refused unread (nothing in them ran). Use model.safetensors, as save_pretrained writes."
+        ) from error
+    finally:
+        transformers_logging.set_verbosity(verbosity)
     if model.config.model_type != "vis_mae":
         raise ValueError(f"--init {initialization}: {initialization.source!r} is not a VIS-MAE checkpoint.")
     if info["mismatched_keys"]:

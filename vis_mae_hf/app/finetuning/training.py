@@ -1,136 +1,71 @@
-"""Fine-tuning VIS-MAE with `transformers.Trainer`: arguments, Trainer construction, one run end to end.
+"""Fine-tuning VIS-MAE with `transformers.Trainer`: Trainer construction and one run end to end.
 
-`run_finetuning(FinetuningArguments(...), task="segmentation")` loads the dataset, selects the fold and label
-fraction, builds the model from its initialisation, attaches the processor and the published augmentation, trains
-with the recipe's optimiser and schedule, keeps the checkpoint with the best validation metric (Dice mean or
-ROC-AUC; optional early stopping), evaluates it on the validation fold with `vis_mae_hf.metrics`, and writes the
-model, the processor, `eval_results.json` and `finetuning_summary.json` to `output_dir`.
-
-Every schedule and optimiser field left unset comes from the recipe table (`vis_mae_hf.recipes`): the task's
-published recipe with `--dataset`, its demo recipe without.
+`run_finetuning(FinetuningArguments(...), "segmentation", {"max_steps": 100, "bf16": True})` loads the dataset,
+selects the fold and label fraction, builds the model from its initialisation, sets up the tuning mode (full,
+linear probe or LoRA: `tuning.py`), attaches the processor and the published augmentation, prints the plan
+(`plan.py`), trains, keeps the checkpoint with the best validation metric (Dice mean or ROC-AUC; optional early
+stopping), evaluates it on the validation fold with `vis_mae_hf.metrics`, and writes the model, the processor,
+`eval_results.json` and `finetuning_summary.json` to the output directory. The third argument holds the
+`TrainingArguments` options the user set; the recipe and the package fill the others (`arguments.py`).
 
 Trainer settings that matter and why:
 - `remove_unused_columns=False`: the transforms read `image`/`mask` columns the model's signature does not name.
 - `processing_class=image_processor`: saved with every checkpoint, so the fine-tuned model reloads with the exact
   preprocessing (min-max for segmentation, plain [0, 1] for classification).
-- `preprocess_logits_for_metrics=segmentation_logits_to_label_maps`: the Trainer keeps int16 label maps, not
-  (N, K, H, W) float logits.
+- `preprocess_logits_for_metrics=segmentation_logits_to_label_maps`: the Trainer keeps int8 label maps, not
+  (N, K, H, W) float logits. On several processes Trainer gathers them in dataset order, which is what per-volume
+  pooling (`case_ids` in dataset order) needs.
 - `VisMaeTrainer`: the one weight-decay rule (every parameter, as published; `decay_norms_and_biases=False` exempts
   what the model's `no_weight_decay()` names), not Trainer's own.
+
+With `--tuning lora` the output directory holds the merged plain model (what `from_pretrained`, the pipelines and
+`vis-mae predict` load) and `adapter/`, the PEFT adapter with the trained head; `load_lora_run(output_dir)` rebuilds
+the run's base model and loads the adapter onto it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import pickle
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
-from transformers import (
-    EarlyStoppingCallback,
-    TrainingArguments,
-    default_data_collator,
-    set_seed,
-)
+from transformers import EarlyStoppingCallback, default_data_collator, set_seed
 
-from ...data.loading import DEMO_NAMES
-from ...recipes import Recipe, get_recipe
-from ...vocabulary import CLASSIFICATION, FINETUNING_TASKS, MULTILABEL, SEGMENTATION
+from ...vocabulary import FINETUNING_TASKS, SEGMENTATION
 from ...weights.load_report import LoadReport
-from ..recipe_defaults import recipe_option, with_recipe_defaults
-from .data import FinetuningData, prepare_finetuning_data
+from .arguments import (
+    DEFAULT_OUTPUT_DIRS,
+    FinetuningArguments,
+    finetuning_training_arguments,
+    resume_checkpoint,
+)
+from .data import PROBLEM_TYPES, FinetuningData, prepare_finetuning_data
 from .initialization import Initialization, build_finetuning_model
+from .plan import PlanCallback, RunFacts, checkpoint_sizes
 from .trainer import VisMaeTrainer
 from .transforms import attach_transforms
+from .tuning import (
+    LORA,
+    apply_tuning,
+    describe_tuning,
+    frozen_fresh_note,
+    is_lora_model,
+    load_lora_adapter,
+    merge_lora,
+    trainable_counts,
+    tuning_config_overrides,
+)
 
-DEFAULT_OUTPUT_DIRS = {
-    SEGMENTATION: "outputs/vis-mae-finetune-segmentation",
-    CLASSIFICATION: "outputs/vis-mae-finetune-classification",
-}
-BEST_METRICS = {SEGMENTATION: "dice_mean", CLASSIFICATION: "roc_auc", MULTILABEL: "roc_auc"}
 SUMMARY_FILE = "finetuning_summary.json"
-
-
-def _option(default, help_text: str):
-    return field(default=default, metadata={"help": help_text})
-
-
-def _from_recipe(name: str, help_text: str = ""):
-    return recipe_option(name, FINETUNING_TASKS, help_text)
-
-
-@dataclass
-class FinetuningArguments:
-    """Arguments of one fine-tuning run (the scripts parse these with `HfArgumentParser`). Recipe values are
-    quoted segmentation / classification."""
-
-    dataset: str | None = _option(
-        None,
-        "A `vis-mae data convert` output, a save_to_disk directory or a cached Hub dataset id. Default: the built-in "
-        "demo of the task with its demo recipe.",
-    )
-    init: str = _option(
-        "random", "vismae:<checkpoint dir or repo id>, random, or swin:<Swin checkpoint dir or repo id>."
-    )
-    fold: int = _option(0, "Held-out (validation) fold.")
-    label_fraction: float = _option(1.0, "Fraction of the fold's training patients, in (0, 1].")
-    output_dir: str | None = _option(None, "Default outputs/vis-mae-finetune-<task>.")
-    label_names: str | None = _option(None, "Comma-separated class names, for sets that do not store them.")
-    image_size: int | None = _from_recipe("image_size", "Square input size, a multiple of 32.")
-    num_train_epochs: float | None = _from_recipe("num_train_epochs")
-    warmup_epochs: float | None = _from_recipe("warmup_epochs")
-    max_steps: int = _option(-1, "Stop after this many optimiser steps (overrides epochs).")
-    per_device_train_batch_size: int | None = _from_recipe("per_device_train_batch_size")
-    per_device_eval_batch_size: int | None = _option(None, "Default: the training batch size.")
-    learning_rate: float | None = _from_recipe("learning_rate", "Peak learning rate.")
-    weight_decay: float | None = _from_recipe("weight_decay", "AdamW weight decay.")
-    decay_norms_and_biases: bool | None = _from_recipe(
-        "decay_norms_and_biases",
-        "Weight decay on every parameter, as published; false exempts what the model's no_weight_decay() names "
-        "(norms, biases, mask token, position bias tables).",
-    )
-    adam_beta1: float | None = _from_recipe("adam_beta1")
-    adam_beta2: float | None = _from_recipe("adam_beta2")
-    augment: bool = _option(True, "The published training augmentation.")
-    early_stopping_patience: int | None = _option(
-        None, "Stop after this many evaluations without improvement (off by default)."
-    )
-    metric_for_best_model: str | None = _option(None, "Default dice_mean (segmentation) / roc_auc.")
-    metric_pooling: str = _option(
-        "per_image", "Segmentation metric pooling: per_image, per_volume (by case_id) or global."
-    )
-    eval_steps: int | None = _option(None, "Evaluate (and checkpoint) every N steps instead of every epoch.")
-    config_overrides: str | None = _option(None, 'JSON of VisMaeConfig fields, e.g. \'{"drop_path_rate": 0.2}\'.')
-    max_train_examples: int | None = _option(None, "Use only the first N training rows (quick checks).")
-    max_eval_examples: int | None = _option(None, "Use only the first N validation rows.")
-    seed: int = 0
-    dataloader_num_workers: int = 0
-    save_total_limit: int | None = 2
-    logging_steps: int = 10
-    report_to: str = _option("none", "Trainer integrations: none, tensorboard, wandb, all, ...")
-    use_cpu: bool = False
-    save_model: bool = _option(True, "Save the best model and processor to output_dir.")
-    keep_checkpoints: bool = _option(True, "Keep checkpoint-* folders after training.")
-    disable_tqdm: bool | None = None
-
-    def recipe(self, task: str) -> Recipe:
-        """The task's published recipe with a --dataset, its demo recipe with the built-in demo."""
-        return get_recipe(task, demo=self.dataset in DEMO_NAMES)
-
-    def resolved(self, task: str) -> FinetuningArguments:
-        """These arguments with every field left unset taken from `recipe(task)`."""
-        return with_recipe_defaults(self, self.recipe(task))
-
-    def parsed_config_overrides(self) -> dict:
-        overrides = json.loads(self.config_overrides) if self.config_overrides else {}
-        if not isinstance(overrides, dict):
-            raise ValueError(
-                f"--config-overrides must be a JSON object of VisMaeConfig fields, got {self.config_overrides!r}."
-            )
-        return overrides
+ADAPTER_DIR = "adapter"
+# Options that set the schedule's length: without them a --dataset run is the published recipe's full schedule.
+SCHEDULE_OPTIONS = ("max_steps", "num_train_epochs")
 
 
 @dataclass
@@ -142,6 +77,8 @@ class FinetuningResult:
     num_eval_examples: int
     seed: int
     initialization: LoadReport
+    tuning: str = "full"
+    trainable_parameters: int = 0
     trainer: object = None  # the Trainer (model, state), for notebooks; not serialised
 
 
@@ -162,55 +99,19 @@ def build_compute_metrics(data: FinetuningData, pooling: str = "per_image"):
     return classification_compute_metrics(data.problem_type, data.id2label), None
 
 
-def training_arguments(args: FinetuningArguments, task: str, output_dir: str | Path):
-    """`transformers.TrainingArguments` of a run, every recipe field resolved for `task`."""
-    args = args.resolved(task)
-    by_steps = args.eval_steps is not None
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=args.num_train_epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.per_device_train_batch_size,
-        per_device_eval_batch_size=args.per_device_eval_batch_size or args.per_device_train_batch_size,
-        learning_rate=args.learning_rate,
-        weight_decay=args.weight_decay,
-        adam_beta1=args.adam_beta1,
-        adam_beta2=args.adam_beta2,
-        lr_scheduler_type=args.recipe(task).lr_scheduler_type,
-        # < 1: a fraction of the total steps, so the warmup keeps its share of a --max-steps run
-        warmup_steps=args.warmup_epochs / args.num_train_epochs if args.num_train_epochs else 0.0,
-        eval_strategy="steps" if by_steps else "epoch",
-        save_strategy="steps" if by_steps else "epoch",
-        eval_steps=args.eval_steps,
-        save_steps=args.eval_steps,
-        load_best_model_at_end=True,
-        metric_for_best_model=args.metric_for_best_model or BEST_METRICS[task],
-        greater_is_better=True,
-        save_total_limit=args.save_total_limit,
-        # Checkpoints that will be deleted serve only to reload the best model: no optimizer state needed.
-        save_only_model=not args.keep_checkpoints,
-        logging_steps=args.logging_steps,
-        report_to=args.report_to,
-        remove_unused_columns=False,
-        dataloader_num_workers=args.dataloader_num_workers,
-        seed=args.seed,
-        use_cpu=args.use_cpu,
-        disable_tqdm=args.disable_tqdm,
-        dataloader_pin_memory=_has_accelerator(),  # pinning without an accelerator only warns
-    )
-
-
-def build_trainer(args: FinetuningArguments, data: FinetuningData, model, image_processor, output_dir: str | Path):
-    """The `VisMaeTrainer` of one run on `data`, configured as the module docstring says (not yet trained)."""
+def build_trainer(
+    args: FinetuningArguments, data: FinetuningData, model, image_processor, training_args, callbacks=()
+) -> VisMaeTrainer:
+    """The `VisMaeTrainer` of one run on `data` with the run's `TrainingArguments` (not yet trained)."""
     args = args.resolved(data.task)
     train_dataset, eval_dataset = attach_transforms(data, image_processor, augment=args.augment)
     compute_metrics, preprocess_logits = build_compute_metrics(data, args.metric_pooling)
-    callbacks = []
+    callbacks = list(callbacks)
     if args.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=args.early_stopping_patience))
     return VisMaeTrainer(
         model=model,
-        args=training_arguments(args, data.task, output_dir),
+        args=training_args,
         data_collator=default_data_collator,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
@@ -220,10 +121,6 @@ def build_trainer(args: FinetuningArguments, data: FinetuningData, model, image_
         callbacks=callbacks,
         decay_norms_and_biases=args.decay_norms_and_biases,
     )
-
-
-def _has_accelerator() -> bool:
-    return torch.cuda.is_available() or (hasattr(torch, "xpu") and torch.xpu.is_available())
 
 
 # Trainer bookkeeping that is not a metric of the model.
@@ -262,40 +159,56 @@ def _number(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True) -> FinetuningResult:
-    """Fine-tune once (one dataset, fold, label fraction and initialisation) and evaluate the best model.
+def run_finetuning(
+    args: FinetuningArguments,
+    task: str,
+    training_options: Mapping[str, Any] | None = None,
+    *,
+    verbose: bool = True,
+) -> FinetuningResult:
+    """Fine-tune once (one dataset, fold, label fraction, initialisation and tuning mode), evaluate the best model.
 
     Args:
-        args: see `FinetuningArguments`; fields left unset come from the task's recipe.
+        args: the task's options (see `FinetuningArguments`); fields left unset come from the task's recipe.
         task: "segmentation" or "classification" (multi-label sets are recognised by their `labels` column).
-        verbose: print the data, the initialisation report and the final metrics table.
+        training_options: the `TrainingArguments` options the user set (field -> value); the recipe and the
+            package's defaults fill the others (`arguments.finetuning_training_arguments`).
+        verbose: print the data, the initialisation report, the plan and the final metrics table.
     """
     if task not in FINETUNING_TASKS:
         raise ValueError(f"task must be one of {', '.join(FINETUNING_TASKS)}, got {task!r}.")
     initialization = Initialization.parse(args.init)  # fail before loading any data
-    config_overrides = args.parsed_config_overrides()
+    config_overrides = tuning_config_overrides(args.tuning, args.parsed_config_overrides())
+    training_args = finetuning_training_arguments(args, task, training_options)
+    checkpoint = resume_checkpoint(training_args)  # a missing checkpoint fails before any data is read
     args = args.resolved(task)
-    output_dir = Path(args.output_dir or DEFAULT_OUTPUT_DIRS[task])
-    data = select_data(args, task)
-    model, report = build_model(args, data, initialization, config_overrides)
+    data = select_data(args, task, training_args.seed)
+    model, report = build_model(args, data.task, data.label_names, initialization, config_overrides, training_args.seed)
+    model = apply_tuning(model, args.tuning, data.task, args.lora_settings())
+    data.notes.extend(filter(None, [frozen_fresh_note(report.fresh, args.tuning, data.task, args.init)]))
     image_processor = args.recipe(data.task).image_processor(args.image_size, num_channels=model.config.num_channels)
+    schedule_given = any(name in (training_options or {}) for name in SCHEDULE_OPTIONS)
+    plan = PlanCallback(run_facts(args, data, model, training_args, schedule_given), verbose=verbose)
     if verbose:
         print_run(data, report)
-    trainer = build_trainer(args, data, model, image_processor, output_dir)
+    trainer = build_trainer(args, data, model, image_processor, training_args, callbacks=[plan])
     started = time.perf_counter()
-    trainer.train()
+    train(trainer, checkpoint)
     train_seconds = time.perf_counter() - started
     metrics = trainer.evaluate()  # the best checkpoint, reloaded by load_best_model_at_end
     trainer.save_metrics("eval", metrics)  # eval_results.json (+ all_results.json)
+    output_dir = Path(training_args.output_dir)
     if args.save_model:
-        trainer.save_model()  # model + image processor, reloadable with from_pretrained
-    summary = finetuning_summary(args, data, report, trainer, metrics, train_seconds)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
-    if not args.keep_checkpoints:
-        for checkpoint in output_dir.glob("checkpoint-*"):
-            shutil.rmtree(checkpoint, ignore_errors=True)
-    if verbose:
+        save_finetuned_model(
+            trainer, image_processor, output_dir,
+            lambda: build_model(args, data.task, data.label_names, initialization, config_overrides,
+                                training_args.seed)[0],
+        )
+    if trainer.is_world_process_zero():
+        summary = finetuning_summary(args, data, report, trainer, metrics, train_seconds)
+        summary.update(training_options=recorded_options(training_options), plan=plan.plan)
+        finish_output(output_dir, summary, keep_checkpoints=args.keep_checkpoints)
+    if verbose and trainer.is_world_process_zero():
         print(format_metrics_table(metrics, title=f"validation fold {data.fold}"))
         print(f"Wrote {output_dir / 'eval_results.json'} and {output_dir / SUMMARY_FILE}.")
     return FinetuningResult(
@@ -304,39 +217,130 @@ def run_finetuning(args: FinetuningArguments, task: str, *, verbose: bool = True
         train_seconds=train_seconds,
         num_train_examples=len(data.train),
         num_eval_examples=len(data.validation),
-        seed=args.seed,
+        seed=training_args.seed,
         initialization=report,
+        tuning=args.tuning,
+        trainable_parameters=trainable_counts(model)[0],
         trainer=trainer,
     )
 
 
-def select_data(args: FinetuningArguments, task: str) -> FinetuningData:
+def finish_output(output_dir: Path, summary: dict, *, keep_checkpoints: bool) -> None:
+    """Write `finetuning_summary.json`; remove the checkpoints unless they are to be kept (the best model is saved and
+    evaluated by now, and a finished run has nothing to resume)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
+    if not keep_checkpoints:
+        for folder in output_dir.glob("checkpoint-*"):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def train(trainer, checkpoint: str | None) -> None:
+    """`trainer.train`, resuming from `checkpoint`; a checkpoint file that is a pickle of more than tensors (Trainer
+    reads them with `torch.load(weights_only=True)`) is one error naming the checkpoint."""
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except pickle.UnpicklingError as error:
+        if checkpoint is None:
+            raise
+        raise ValueError(
+            f"--resume-from-checkpoint: {checkpoint} holds a file that is a pickle of more than tensors, refused "
+            "unread (nothing in it ran). Resume from a checkpoint this command wrote, or start again without "
+            "--resume-from-checkpoint."
+        ) from error
+
+
+def select_data(args: FinetuningArguments, task: str, seed: int) -> FinetuningData:
     """The training and validation rows of the run's dataset, fold and label fraction."""
     return prepare_finetuning_data(
         args.dataset,
         task,
         fold=args.fold,
         label_fraction=args.label_fraction,
-        label_names=[name.strip() for name in args.label_names.split(",")] if args.label_names else None,
-        seed=args.seed,
+        label_names=args.parsed_class_names(),
+        seed=seed,
         max_train_examples=args.max_train_examples,
         max_eval_examples=args.max_eval_examples,
     )
 
 
 def build_model(
-    args: FinetuningArguments, data: FinetuningData, initialization: Initialization, config_overrides: dict
+    args: FinetuningArguments,
+    task: str,
+    label_names: list[str],
+    initialization: Initialization,
+    config_overrides: dict,
+    seed: int,
 ):
-    """(model, initialisation report) of resolved `args` for `data`, seeded by --seed."""
-    set_seed(args.seed)  # the random initialisation and fresh heads are reproducible from --seed
+    """(model, initialisation report) of resolved `args` for a dataset `task` ("segmentation", "classification" or
+    "multilabel"), seeded by `seed`, so the same call builds the same weights (a LoRA run's base is rebuilt so)."""
+    set_seed(seed)  # the random initialisation and fresh heads are reproducible from --seed
     return build_finetuning_model(
-        data.task,
+        task,
         initialization,
-        label_names=data.label_names,
+        label_names=label_names,
         image_size=args.image_size,
-        problem_type=data.problem_type,
+        problem_type=PROBLEM_TYPES.get(task),
         config_overrides=config_overrides,
     )
+
+
+def run_facts(args: FinetuningArguments, data: FinetuningData, model, training_args, schedule_given: bool) -> RunFacts:
+    """What the plan says besides Trainer's own state."""
+    return RunFacts(
+        num_train_examples=len(data.train),
+        image_size=args.image_size,
+        tuning_line=describe_tuning(model, args.tuning, data.task, args.lora_settings()),
+        sizes=checkpoint_sizes(model, training_args),
+        keep_checkpoints=args.keep_checkpoints,
+        save_model=args.save_model,
+        published_schedule=not args.recipe(data.task).demo and not schedule_given,
+    )
+
+
+def save_finetuned_model(trainer, image_processor, output_dir: Path, build_base) -> None:
+    """The best model and its processor in `output_dir`, loadable with `from_pretrained`. A LoRA run saves its
+    adapter in `output_dir/adapter` and, from that saved adapter on a rebuilt base (`build_base()`), the merged plain
+    model in `output_dir`: the path `load_lora_run` takes too."""
+    if not is_lora_model(trainer.model):
+        trainer.save_model()  # model + image processor
+        return
+    adapter_dir = output_dir / ADAPTER_DIR
+    trainer.save_model(str(adapter_dir))  # every process calls it: DeepSpeed / FSDP gather the adapter here
+    if trainer.is_world_process_zero():
+        merged = merge_lora(load_lora_adapter(build_base(), adapter_dir))
+        merged.save_pretrained(output_dir)
+        image_processor.save_pretrained(output_dir)
+
+
+def load_lora_run(run_dir: str | Path):
+    """The PEFT model of a finished `--tuning lora` run: its base rebuilt from `finetuning_summary.json` (the same
+    initialisation, classes, size, config overrides and seed) with the saved adapter and head loaded onto it.
+    `merge_lora(load_lora_run(run_dir))` is the plain model the run saved in `run_dir`."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / SUMMARY_FILE
+    if not summary_path.is_file() or not (run_dir / ADAPTER_DIR).is_dir():
+        raise FileNotFoundError(f"{run_dir} is not the output of a --tuning lora run ({SUMMARY_FILE} and "
+                                f"{ADAPTER_DIR}/ missing).")
+    summary = json.loads(summary_path.read_text())
+    args = FinetuningArguments(**summary["arguments"])
+    if args.tuning != LORA:
+        raise ValueError(f"{run_dir} was fine-tuned with --tuning {args.tuning}, not lora: it has no adapter.")
+    config_overrides = tuning_config_overrides(args.tuning, args.parsed_config_overrides())
+    base, _ = build_model(
+        args, summary["task"], summary["label_names"], Initialization.parse(args.init), config_overrides,
+        summary["seed"],
+    )
+    return load_lora_adapter(base, run_dir / ADAPTER_DIR)
+
+
+def recorded_options(training_options: Mapping[str, Any] | None) -> dict:
+    """The options the user gave, as the summary records them: tokens are named, never written (as Trainer's own
+    `to_dict` does), since the output folder may be pushed to the Hub."""
+    return {
+        name: f"<{name.upper()}>" if name.endswith("_token") and value is not None else value
+        for name, value in (training_options or {}).items()
+    }
 
 
 def print_run(data: FinetuningData, report: LoadReport) -> None:
@@ -352,6 +356,8 @@ def print_run(data: FinetuningData, report: LoadReport) -> None:
 def finetuning_summary(args, data: FinetuningData, report, trainer, metrics: dict, train_seconds: float) -> dict:
     """What `finetuning_summary.json` records of a finished run."""
     recipe = args.recipe(data.task)
+    model = trainer.model.get_base_model() if is_lora_model(trainer.model) else trainer.model
+    trainable, total = trainable_counts(trainer.model)
     return {
         "task": data.task,
         "dataset": data.description,
@@ -361,13 +367,21 @@ def finetuning_summary(args, data: FinetuningData, report, trainer, metrics: dic
         "num_eval_examples": len(data.validation),
         "label_names": data.label_names,
         "initialization": report.to_json_dict(),
+        "tuning": {
+            "mode": args.tuning,
+            "lora": asdict(args.lora_settings()) if args.tuning == LORA else None,
+            "trainable_parameters": trainable,
+            "parameters": total,
+        },
         "recipe": {
             "defaults": "demo recipe" if recipe.demo else "published recipe",
-            "lr_scheduler_type": recipe.lr_scheduler_type,
+            "lr_scheduler_type": str(trainer.args.lr_scheduler_type.value),
             "normalization": recipe.normalization,
-            "depths": list(trainer.model.config.depths),
+            "depths": list(model.config.depths),
         },
         "arguments": asdict(args),
+        "training_arguments": trainer.args.to_dict(),
+        "seed": trainer.args.seed,
         "train_seconds": train_seconds,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_steps": trainer.state.global_step,
@@ -377,9 +391,10 @@ def finetuning_summary(args, data: FinetuningData, report, trainer, metrics: dic
 
 
 __all__ = [
-    "FinetuningArguments",
+    "DEFAULT_OUTPUT_DIRS",
     "FinetuningResult",
     "build_trainer",
     "format_metrics_table",
+    "load_lora_run",
     "run_finetuning",
 ]
