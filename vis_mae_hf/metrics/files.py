@@ -452,6 +452,10 @@ def _class_index(text: str, names: Sequence[str], where: str) -> int:
         return names.index(text)
     if text.isdigit() and int(text) < len(names):
         return int(text)
+    hint = f" (several classes joined by {MULTI_LABEL_SEPARATOR!r} are for a multi-label model)" if (
+        MULTI_LABEL_SEPARATOR in text
+    ) else ""
     raise EvaluationInputError(
-        f"{where}: label {text!r} is not one of the classes {', '.join(names)} (or their indices 0..{len(names) - 1})."
+        f"{where}: label {text!r} is not one of the classes {', '.join(names)} (or their indices "
+        f"0..{len(names) - 1}){hint}."
     )

@@ -215,16 +215,17 @@ def evaluate_classification_files(
             (single-label when there is none).
     """
     table = read_prediction_table(predictions, multi_label)
-    reference = read_reference_table(references, table)
     if not table.multi_label:
         sums = table.probabilities.sum(axis=1)
         worst = int(np.argmax(np.abs(sums - 1)))
-        if abs(sums[worst] - 1) > _SUMMED_ROW_TOLERANCE * table.probabilities.shape[1] + 1e-5:
+        # each of the K probabilities is written with 6 decimals: their sum may be off by K x 5e-7
+        if abs(sums[worst] - 1) > _SUMMED_ROW_TOLERANCE:
             raise EvaluationInputError(
                 f"{table.path}: the probabilities of {table.cases[worst]} sum to {sums[worst]:.4f}, not 1, as a "
                 "single-label model's do; for a multi-label model pass --multi-label (or keep predictions.json "
                 "beside the table)."
             )
+    reference = read_reference_table(references, table)
     problem_type = "multi_label_classification" if table.multi_label else "single_label_classification"
     scores = classification_auc(
         table.probabilities, reference, problem_type=problem_type, from_logits=False,
