@@ -3,13 +3,16 @@ on masks and tables built here; every bad input is one error line naming the fil
 
 import json
 import math
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
-from hostile import assert_one_error_line, vis_mae
+from conftest import save_tiny_model
+from hostile import assert_one_error_line, file_hashes, vis_mae
 from PIL import Image
 
+from vis_mae_hf import VisMaeForSemanticSegmentation
 from vis_mae_hf.hub import load_evaluation_summary
 from vis_mae_hf.inference.outputs import write_classification_tables, write_labels_json
 from vis_mae_hf.metrics import (
@@ -158,6 +161,30 @@ def test_volumes_on_different_grids_are_refused_naming_both_files(tmp_path, caps
     assert not (tmp_path / "s.json").exists()
 
 
+def test_what_vis_mae_predict_writes_is_scored_against_references_on_the_inputs_grid(tmp_path, capsys):
+    """predict -> evaluate: a real LAS-stored NIfTI segmented by a tiny model; the reference is drawn on the input's
+    own voxels, so the scores are those of the arrays as the files store them."""
+    source = Path(nib.__file__).parent / "tests" / "data" / "anatomical.nii"
+    model = save_tiny_model(tmp_path / "model", VisMaeForSemanticSegmentation, "segmentation", id2label=ID2LABEL)
+    status, _, err = vis_mae(capsys, "predict", "--model", model, source, "--output", tmp_path / "predicted",
+                             "--quiet")
+    assert status == 0, err
+    image = nib.load(source)
+    reference = np.zeros(image.shape[:3], dtype=np.uint8)
+    reference[5:20, 10:30, 8:16] = 1
+    reference[20:28, 5:15, 3:9] = 2
+    (tmp_path / "references").mkdir()
+    nifti(tmp_path / "references" / "anatomical.nii.gz", reference, image.affine)
+
+    report = evaluate_segmentation_files(tmp_path / "predicted", tmp_path / "references")
+
+    predicted = np.asarray(nib.load(tmp_path / "predicted" / "anatomical_mask.nii.gz").dataobj)
+    expected = segmentation_overlap(predicted[None], reference[None], 3, ignore_index=None, id2label=ID2LABEL)
+    assert report.label_names == LABELS  # from the labels.json predict wrote
+    assert report.pooled["per_volume"]["dice/liver"] == pytest.approx(expected["dice/liver"], nan_ok=True)
+    assert report.pooled["global"]["recall/spleen"] == pytest.approx(expected["recall/spleen"], nan_ok=True)
+
+
 def replace_file(path, array):
     path.unlink()
     Image.fromarray(array).save(path)
@@ -261,6 +288,30 @@ def test_output_is_refused_when_it_exists_or_is_no_json_file(png_folders, tmp_pa
     assert_one_error_line(err, "evaluate segmentation", "scores.png", "name the file *.json")
     assert vis_mae(capsys, *arguments, "--output", existing, "--overwrite")[0] == 0
     assert json.loads(existing.read_text())["task"] == "segmentation"
+
+
+@pytest.mark.parametrize("kind", ["png", "nifti"])
+def test_files_over_the_size_limit_are_refused_before_decoding_and_inputs_stay_untouched(tmp_path, capsys,
+                                                                                         monkeypatch, kind):
+    predictions, references = tmp_path / "pred", tmp_path / "ref"
+    predictions.mkdir()
+    references.mkdir()
+    prediction, reference = label_maps(0, shape=(10, 8, 6) if kind == "nifti" else (24, 32))
+    if kind == "nifti":
+        nifti(predictions / "a_mask.nii.gz", prediction, AFFINE)
+        nifti(references / "a.nii.gz", reference, AFFINE)
+    else:
+        save_array(predictions / "a_mask.png", prediction)
+        save_array(references / "a.png", reference)
+    before = file_hashes(tmp_path)
+    monkeypatch.setenv("VIS_MAE_MAX_VOXELS", "100")
+
+    status, _, err = vis_mae(capsys, "evaluate", "segmentation", "--predictions", predictions, "--references",
+                             references, "--labels", "background,liver,spleen")
+
+    assert status == 1
+    assert_one_error_line(err, "evaluate segmentation", "a_mask.", "more than the limit of 100", "VIS_MAE_MAX_VOXELS")
+    assert file_hashes(tmp_path) == before
 
 
 # ------------------------------------------------------------------------------------------------ classification

@@ -129,8 +129,9 @@ def _load_model(model_dir: Path, architecture: str) -> VisMaePreTrainedModel:
     return model
 
 
-def _saved_processor_settings(model_dir: Path) -> dict | None:
-    """The VIS-MAE processor settings saved in `model_dir` (None when there are none); another processor is refused."""
+def _saved_processor_settings(model_dir: Path, remedy: str) -> dict | None:
+    """The VIS-MAE processor settings saved in `model_dir` (None when there are none); another processor is refused,
+    the message ending with `remedy`."""
     processor_path = model_dir / PROCESSOR_NAME
     if not processor_path.is_file():
         return None
@@ -138,7 +139,7 @@ def _saved_processor_settings(model_dir: Path) -> dict | None:
     if processor_type not in PROCESSOR_TYPES:
         raise ExportError(
             f"{processor_path} describes a {processor_type!r}, not a VIS-MAE image processor "
-            f"({' or '.join(PROCESSOR_TYPES)})."
+            f"({' or '.join(PROCESSOR_TYPES)}); {remedy}."
         )
     settings = json.loads(VisMaeImageProcessor.from_pretrained(model_dir).to_json_string())
     settings.pop("image_processor_type", None)
@@ -150,7 +151,7 @@ def exported_image_processor(
 ) -> VisMaeImageProcessor:
     """The processor a variant's repository carries: the run's own settings (or the published pretraining recipe
     when the directory has none), plus the variant's default CT window (see `variants`) unless one is set."""
-    settings = _saved_processor_settings(model_dir)
+    settings = _saved_processor_settings(model_dir, "delete it to use the published pretraining settings")
     if settings is None:
         height, width = model.config.image_height_width
         settings = get_recipe(PRETRAINING).processor_kwargs()
@@ -165,7 +166,9 @@ def exported_image_processor(
 def finetuned_image_processor(model_dir: Path, hounsfield_window=None) -> VisMaeImageProcessor:
     """The processor a fine-tuned model was trained with (saved beside it by fine-tuning), with `hounsfield_window`
     set when one is given."""
-    settings = _saved_processor_settings(model_dir)
+    settings = _saved_processor_settings(
+        model_dir, "save the processor the model was fine-tuned with there (`vis-mae finetune` does)"
+    )
     if settings is None:
         raise ExportError(
             f"{model_dir} holds no {PROCESSOR_NAME}: a fine-tuned model is published with the image processor it was "
