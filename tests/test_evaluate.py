@@ -95,7 +95,7 @@ def test_two_dimensional_masks_are_scored_per_case_and_pooled_with_the_metrics(p
     assert report["cases"][0]["scores"]["dice/liver"] == pytest.approx(expected)
     # the table names the classes, the poolings and the cases; the overlays were seen and left out, not hidden
     assert "per_image" in out and "global" in out and "liver" in out and "case_b" in out
-    assert "not read (4 files that are not label maps): case_a_overlay.png" in out
+    assert "not read (4 files or folders that are not label maps): case_a_overlay.png" in out
     assert report["conventions"] == {"include_background": False, "empty_mask": "skip", "zero_division": 0.0,
                                      "ignore_index": None}
     # its `results` are an evaluation summary for `vis-mae hub export --evaluation`

@@ -6,9 +6,9 @@ writes its outputs under) and without the `_mask` that `vis-mae predict` appends
 every reference a prediction: an unpaired file is an error naming it (to score a subset, pass folders holding only
 that subset). Two files of one folder with the same case name are an error naming both.
 
-Which files of a folder are read: label maps, i.e. PNG, TIFF, BMP and NIfTI files. Hidden files, `vis-mae predict`'s
-pictures and probabilities (`*_overlay*.png`, `*_probabilities.*`) and files of other kinds (`labels.json`,
-`.csv`, `.txt`, ...) are left out and listed in the result as ignored. JPEG files are refused: lossy compression
+Which files of a folder are read: label maps, i.e. PNG, TIFF, BMP and NIfTI files. Hidden files are left out;
+`vis-mae predict`'s pictures and probabilities (`*_overlay*.png`, `*_probabilities.*`), files of other kinds
+(`labels.json`, `.csv`, `.txt`, ...) and sub-folders are left out and listed in the result as not read. JPEG files are refused: lossy compression
 changes label values along every edge.
 
 Label maps hold class indices 0..K-1, K being the number of declared labels (`labels.json` as `vis-mae predict`
@@ -58,6 +58,7 @@ from ._arrays import class_names, describe_values
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".bmp")
 LOSSY_SUFFIXES = (".jpg", ".jpeg")
 AFFINE_TOLERANCE_MM = 1e-3
+LABEL_TOLERANCE = 1e-3
 IMAGE, VOLUME = "image", "volume"
 FILE_COLUMNS = ("file", "path", "image")
 LABEL_COLUMNS = ("label", "labels")
@@ -104,7 +105,10 @@ def label_map_files(folder: Path, role: str) -> tuple[dict[str, Path], list[Path
     ignored: list[Path] = []
     for path in sorted(folder.iterdir()):
         name = path.name.lower()
-        if name.startswith(".") or path.is_dir():
+        if name.startswith("."):
+            continue
+        if path.is_dir():
+            ignored.append(path)
             continue
         if name.endswith(LOSSY_SUFFIXES):
             raise EvaluationInputError(
@@ -242,12 +246,12 @@ def check_label_values(
     values: np.ndarray, path: Path, label_names: Sequence[str], ignore_index: int | None = None
 ) -> np.ndarray:
     """`values` as int64 class indices, refused (naming `path`) when any lies outside the declared labels."""
-    allowed = np.zeros(values.shape, dtype=bool)
     integral = values if values.dtype.kind in "iub" else np.rint(values)
-    if values.dtype.kind == "f" and not np.array_equal(integral, values):
+    # float storage (a NIfTI with scaling, a float TIFF) may hold a class index up to rounding, not a fraction
+    if values.dtype.kind == "f" and not np.allclose(integral, values, rtol=0, atol=LABEL_TOLERANCE):
         raise EvaluationInputError(f"{path} holds fractional values; a label map holds whole class indices.")
     integral = integral.astype(np.int64)
-    allowed |= (integral >= 0) & (integral < len(label_names))
+    allowed = (integral >= 0) & (integral < len(label_names))
     if ignore_index is not None:
         allowed |= integral == ignore_index
     if not allowed.all():

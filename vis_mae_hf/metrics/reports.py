@@ -134,7 +134,7 @@ class EvaluationReport:
             "pooled": self.pooled,
             "cases": self.cases,
             "ignored_files": list(self.ignored),
-            **self.evaluation_summary(dataset or Path(self.inputs["references"]).name, split),
+            **self.evaluation_summary(dataset or Path(self.inputs["references"]).resolve().name, split),
         }
         return _json_ready(data)
 
@@ -316,7 +316,7 @@ def _ignored_lines(report: EvaluationReport) -> list[str]:
         return []
     names = [Path(path).name for path in report.ignored]
     shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
-    return ["", f"not read ({len(names)} files that are not label maps): {shown}"]
+    return ["", f"not read ({len(names)} files or folders that are not label maps): {shown}"]
 
 
 def _classification_table(report: EvaluationReport) -> str:
