@@ -61,7 +61,8 @@ def run_in_process(capsys, *arguments) -> tuple[int, str, str]:
 
 
 def test_the_command_names_the_sub_commands_of_the_issue():
-    assert list(COMMANDS) == ["data", "pretrain", "finetune", "sweep", "convert", "predict", "embed", "hub", "export"]
+    assert list(COMMANDS) == ["data", "pretrain", "finetune", "sweep", "convert", "predict", "evaluate", "embed",
+                              "hub", "export"]
 
 
 def test_help_lists_every_command_without_importing_torch_or_the_package():
@@ -85,7 +86,8 @@ def test_a_missing_or_unknown_command_is_a_usage_error_answered_without_torch(ar
     "words",
     [["data"], ["data", "convert"], ["data", "corpus"], ["data", "demo"], ["data", "sources"], ["pretrain"],
      ["finetune"], ["finetune", "segmentation"], ["finetune", "classification"], ["sweep"], ["convert"],
-     ["predict"], ["embed"], ["hub"], ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["export"]],
+     ["predict"], ["evaluate"], ["evaluate", "segmentation"], ["evaluate", "classification"], ["embed"], ["hub"],
+     ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["export"]],
     ids=" ".join,
 )
 def test_every_sub_command_answers_help(capsys, words):
@@ -118,6 +120,8 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
          "speed"),
         (["predict", "--model", "{tmp}/no-such-model", "{tmp}/scan.png", "--output", "{tmp}/out"], "predict",
          "no-such-model"),
+        (["evaluate", "segmentation", "--predictions", "{tmp}/no-such-masks", "--references", "{tmp}"],
+         "evaluate segmentation", "no-such-masks"),
         (["hub", "export", "--model", "{tmp}/no-such-run", "--variant", "mr", "--output", "{tmp}/out"], "hub export",
          "no-such-run"),
         (["hub", "release", "--runs-dir", "{tmp}/no-such-runs", "--output-dir", "{tmp}/out"], "hub release",
@@ -131,8 +135,8 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
          "embed", "no-such-model"),
         (["export"], "export", "not built yet"),
     ],
-    ids=["data", "data-option", "predict", "hub", "hub-release", "convert", "finetune", "pretrain", "sweep", "embed",
-         "export"],
+    ids=["data", "data-option", "predict", "evaluate", "hub", "hub-release", "convert", "finetune", "pretrain", "sweep",
+         "embed", "export"],
 )
 def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, capsys, arguments, command, names):
     status, _, err = run_in_process(capsys, *(argument.format(tmp=tmp_path) for argument in arguments))
@@ -156,6 +160,8 @@ def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, c
         ["data", "convert", "no_such_source", "tree", "--output", "out"],
         ["data", "corpus", "in", "--output", "out", "--window", "header"],
         ["data", "corpus", "in", "--output", "out", "--ct-window", "brain"],
+        ["evaluate", "segmentation", "--predictions", "p"],
+        ["evaluate", "segmentation", "--predictions", "p", "--references", "r", "--empty-mask", "zero"],
         ["hub", "export", "--model", "m", "--variant", "mr", "--output", "out", "--window", "softtissue"],
         ["hub", "export", "--model", "m", "--variant", "mr", "--output", "out", "--hounsfield-window", "brain"],
         ["convert", "--checkpoint", "c.pth"],

@@ -5,23 +5,28 @@ import hashlib
 import importlib
 import json
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import tiny_config_kwargs
+from conftest import save_tiny_model, tiny_config_kwargs
 from huggingface_hub import ModelCard
 from PIL import Image
 
 import vis_mae_hf
 from vis_mae_hf import (
     VisMaeConfig,
+    VisMaeForImageClassification,
     VisMaeForPreTraining,
     VisMaeForSemanticSegmentation,
     VisMaeImageProcessor,
+    VisMaeModel,
 )
 from vis_mae_hf.app.cli import main as cli_main
+from vis_mae_hf.app.finetuning.data import FinetuningData
+from vis_mae_hf.app.finetuning.training import FinetuningArguments, finetuning_summary
 from vis_mae_hf.hub import (
     VARIANTS,
     CardTemplateError,
@@ -39,9 +44,11 @@ from vis_mae_hf.hub.remote_code import (
 )
 from vis_mae_hf.hub.validation import UNFILLED_PLACEHOLDER
 from vis_mae_hf.image_processing_vis_mae import apply_window
+from vis_mae_hf.metrics import evaluate_segmentation_files
 from vis_mae_hf.output_folders import MANIFEST_NAME, OutputFolderError
 from vis_mae_hf.recipes import RECIPES, get_recipe
 from vis_mae_hf.vocabulary import PRETRAINING
+from vis_mae_hf.weights.load_report import LoadReport
 
 IMAGE_SIZE = 64
 
@@ -234,13 +241,25 @@ def test_export_needs_to_know_what_the_weights_were_trained_on(tmp_path, run_dir
         export_repository(run_dir, "mr", tmp_path / "repo")
 
 
-def test_export_refuses_fine_tuned_heads_and_incomplete_weights(tmp_path):
+def test_export_refuses_models_it_cannot_describe_and_incomplete_weights(tmp_path):
+    encoder_dir = tmp_path / "encoder"
+    VisMaeModel(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE))).save_pretrained(encoder_dir)
+    (encoder_dir / "training_summary.json").write_text(json.dumps(training_summary("mr")))
+    with pytest.raises(ExportError, match="holds a VisMaeModel model; the exporter publishes pretraining checkpoints"):
+        export_repository(encoder_dir, "mr", tmp_path / "repo")
+    # a fine-tuned segmenter needs the record of its fine-tuning, not a pretraining summary
     segmenter_dir = tmp_path / "segmenter"
     segmenter = VisMaeForSemanticSegmentation(VisMaeConfig(**tiny_config_kwargs(image_size=IMAGE_SIZE)))
     segmenter.save_pretrained(segmenter_dir)
     (segmenter_dir / "training_summary.json").write_text(json.dumps(training_summary("mr")))
-    with pytest.raises(ExportError, match="holds a VisMaeForSemanticSegmentation model"):
+    with pytest.raises(ExportError, match="segmenter has no finetuning_summary.json.*--finetuning-summary"):
         export_repository(segmenter_dir, "mr", tmp_path / "repo")
+    with pytest.raises(ExportError, match="--training-summary describes pretraining.*fine-tuned "
+                                          "VisMaeForSemanticSegmentation"):
+        export_repository(segmenter_dir, None, tmp_path / "repo", training_summary=training_summary("mr"))
+    with pytest.raises(ExportError, match="is a pretraining checkpoint, published as one of the variants: pass "
+                                          "--variant"):
+        export_repository(make_run(tmp_path / "run"), None, tmp_path / "repo")
     # weights that leave part of the pretraining model uninitialised are not a checkpoint to publish
     partial = make_run(tmp_path / "partial")
     from safetensors.torch import load_file, save_file
@@ -250,6 +269,7 @@ def test_export_refuses_fine_tuned_heads_and_incomplete_weights(tmp_path):
     save_file(kept, partial / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ExportError, match="do not load completely.*reconstruction_head.weight"):
         export_repository(partial, "mr", tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
 
 
 def test_export_never_clobbers_an_unrelated_folder(tmp_path, run_dir):
@@ -498,3 +518,155 @@ def test_a_published_format_checkpoint_is_converted_and_exported(tmp_path):
     assert not (tmp_path / "repo" / "conversion_report.json").exists()
     with pytest.raises(ExportError, match="has no training_summary.json"):
         export_repository(checkpoint, "ct", tmp_path / "other")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fine-tuned segmenters and classifiers
+# ---------------------------------------------------------------------------------------------------------------------
+TISSUES = ["background", "grey matter", "white matter"]
+FINDINGS = ["effusion", "nodule", "cardiomegaly"]
+DEMO_SEGMENTATION = "demo: MNI152 2009 T1 axial slices, tissue labels (one averaged subject; folds are contiguous slabs)"
+
+
+def make_finetuned(directory, task="segmentation", labels=TISSUES, dataset=DEMO_SEGMENTATION,
+                   init="vismae:org/vis-mae-mr", metrics=None):
+    """What `vis-mae finetune` leaves behind, at unit-test size: the model and its processor, `finetuning_summary.json`
+    written by training.py's own `finetuning_summary`, and `eval_results.json` as the Trainer's `save_metrics` writes
+    it."""
+    segmenter = task == "segmentation"
+    model_class = VisMaeForSemanticSegmentation if segmenter else VisMaeForImageClassification
+    extra = {"problem_type": "multi_label_classification"} if task == "multilabel" else {}
+    recipe = "segmentation" if segmenter else "classification"
+    save_tiny_model(directory, model_class, recipe, id2label=dict(enumerate(labels)), **extra)
+    model = model_class.from_pretrained(directory)
+    keys = sorted(model.state_dict())
+    fresh = [key for key in keys if key.startswith(("segmentation_head", "classifier", "decoder.skip"))]
+    report = LoadReport(source=init, target=model_class.__name__, loaded={k: [k] for k in keys if k not in fresh},
+                        fresh=fresh)
+    args = FinetuningArguments(init=init, max_steps=2, output_dir=str(directory.resolve())).resolved(recipe)
+    data = FinetuningData(task=task, train=[None] * 12, validation=[None] * 4, label_names=labels,
+                          description=dataset, fold=1, label_fraction=0.5)
+    state = SimpleNamespace(best_model_checkpoint=str(directory.resolve() / "checkpoint-2"), global_step=2)
+    if metrics is None:
+        metrics = ({"eval_loss": 0.93, "eval_dice_mean": 0.61, "eval_dice/grey matter": 0.7,
+                    "eval_dice/white matter": float("nan"), "eval_runtime": 1.2, "epoch": 1.0} if segmenter else
+                   {"eval_loss": 0.5, "eval_roc_auc": 0.8, "eval_pr_auc": 0.7, "epoch": 1.0})
+    summary = finetuning_summary(args, data, report, SimpleNamespace(model=model, state=state), metrics, 3.2)
+    (directory / "finetuning_summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    (directory / "eval_results.json").write_text(json.dumps(metrics, indent=4, sort_keys=True))
+    return directory
+
+
+def test_a_fine_tuned_segmenter_is_published_with_what_it_was_trained_on_and_how_it_scored(tmp_path):
+    model_dir = make_finetuned(tmp_path / "outputs" / "liver")
+    # scores on held-out masks, as `vis-mae evaluate --output` writes them
+    for folder in ("predicted", "reference"):
+        (tmp_path / folder).mkdir()
+    mask = np.zeros((16, 16), np.uint8)
+    mask[4:12, 4:10], mask[2:6, 10:14] = 1, 2
+    Image.fromarray(mask).save(tmp_path / "reference" / "slice_07.png")
+    Image.fromarray(np.roll(mask, 1, axis=0)).save(tmp_path / "predicted" / "slice_07_mask.png")
+    report = evaluate_segmentation_files(tmp_path / "predicted", tmp_path / "reference", TISSUES)
+    scores = tmp_path / "scores.json"
+    scores.write_text(json.dumps(report.to_json_dict("MNI152 held-out slab", "test")))
+
+    repo = export_repository(model_dir, "mr", tmp_path / "repo", repo_id="org/tissue-seg", evaluation=scores)
+
+    assert sorted(p.name for p in repo.iterdir()) == sorted(
+        ["README.md", "config.json", "model.safetensors", "preprocessor_config.json", "finetuning_summary.json",
+         "eval_results.json", "evaluation_summary.json", *REMOTE_CODE_FILES, MANIFEST_NAME]
+    )
+    assert validate_repository(repo, "org/tissue-seg") == []
+    config = json.loads((repo / "config.json").read_text())
+    assert config["architectures"] == ["VisMaeForSemanticSegmentation"] and config["auto_map"] == CONFIG_AUTO_MAP
+    # the weights and the processor are the fine-tuned model's own
+    exported = VisMaeForSemanticSegmentation.from_pretrained(repo).state_dict()
+    original = VisMaeForSemanticSegmentation.from_pretrained(model_dir).state_dict()
+    assert exported.keys() == original.keys() and all(torch.equal(exported[k], original[k]) for k in exported)
+    assert VisMaeImageProcessor.from_pretrained(repo).normalization == "min_max"
+    card = ModelCard.load(repo / "README.md")
+    metadata = card.data.to_dict()
+    assert metadata["pipeline_tag"] == "image-segmentation" and metadata["base_model"] == "org/vis-mae-mr"
+    assert {"mri", "demo-weights"} <= set(metadata["tags"])
+    assert [(r.dataset_name, r.dataset_split, r.metric_type) for r in card.data.eval_results][:2] == [
+        ("MNI152 held-out slab", "test", "dice_mean"), ("MNI152 held-out slab", "test", "precision_mean")
+    ]
+    text = card.text
+    assert UNFILLED_PLACEHOLDER.search(text) is None
+    # what it was fine-tuned on: dataset, fold, label fraction, initialisation, schedule
+    assert f"Fine-tuned on **{DEMO_SEGMENTATION}**, fold 1 held out for validation,\nwith 50% of the training labels" \
+           " (12 training and 4 validation images or slices)" in text
+    assert "from `org/vis-mae-mr`" in text and "It was fine-tuned from VIS-MAE-MR weights" in text
+    assert "Fine-tuning ran 2 optimisation steps" in text and "| max_steps | 2 |" in text
+    assert "| 1 | grey matter |" in text and "AutoModelForSemanticSegmentation.from_pretrained(repo)" in text
+    # how it scored: the validation fold (NaN as not scorable) and the held-out evaluation
+    assert "| dice_mean | 0.61 |" in text and "| dice/white matter | not scorable |" in text
+    dice = report.summary_metrics()["dice_mean"]
+    assert f"| semantic-segmentation | MNI152 held-out slab | test | all | dice_mean | {dice:.4g} |" in text
+    assert "This is not a medical device" in text and "Copyright (C) 1993-2009 Louis Collins" in text
+    # the published records name no folder of the publisher's machine
+    published = (repo / "finetuning_summary.json").read_text()
+    assert str(tmp_path) not in published and '"output_dir": "liver"' in published
+    assert json.loads((repo / "evaluation_summary.json").read_text()).keys() == {"results"}
+
+
+@pytest.mark.parametrize("task, labels", [("classification", FINDINGS), ("multilabel", FINDINGS)])
+def test_a_fine_tuned_classifier_is_published_with_its_task(tmp_path, task, labels):
+    model_dir = make_finetuned(tmp_path / "cls", task, labels, dataset="chest films (/home/alice/data/chest)",
+                               init="random")
+
+    repo = export_repository(model_dir, None, tmp_path / "repo", repo_id="org/chest")
+
+    assert validate_repository(repo, "org/chest") == []
+    card = ModelCard.load(repo / "README.md")
+    assert card.data.pipeline_tag == "image-classification" and card.data.base_model is None
+    assert "demo-weights" not in card.data.tags and "mri" not in card.data.tags
+    text = card.text
+    assert "# VIS-MAE classification model\n" in text and "Fine-tuned on **chest films (chest)**" in text
+    assert "/home/alice" not in (repo / "README.md").read_text() + (repo / "finetuning_summary.json").read_text()
+    assert "No pretrained weights were used" in text and "| roc_auc | 0.8 |" in text
+    assert ("several of which may be present at once" in text) == (task == "multilabel")
+    assert "No evaluation on data outside the fine-tuning set was supplied." in text
+    assert 'pipeline("image-classification", model="org/chest")' in text
+
+
+def test_a_fine_tuning_summary_of_another_model_is_refused(tmp_path):
+    model_dir = make_finetuned(tmp_path / "seg")
+    summary = json.loads((model_dir / "finetuning_summary.json").read_text())
+    with pytest.raises(ExportError, match=r"names the classes \['background', 'tumour'\] but the model .* has "
+                                          r"\['background', 'grey matter', 'white matter'\]"):
+        export_repository(model_dir, None, tmp_path / "r1", finetuning_summary={**summary,
+                                                                               "label_names": ["background", "tumour"]})
+    with pytest.raises(ExportError, match="records classification fine-tuning, but .* holds a "
+                                          "VisMaeForSemanticSegmentation"):
+        export_repository(model_dir, None, tmp_path / "r2", finetuning_summary={**summary, "task": "classification"})
+    with pytest.raises(SummaryError, match="'label_fraction' must be in \\(0, 1\\], got 2"):
+        export_repository(model_dir, None, tmp_path / "r3", finetuning_summary={**summary, "label_fraction": 2})
+    (model_dir / "preprocessor_config.json").unlink()
+    with pytest.raises(ExportError, match="holds no preprocessor_config.json: a fine-tuned model is published with"):
+        export_repository(model_dir, None, tmp_path / "r4")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("r")] == []
+
+
+def test_validation_wants_the_pipeline_tag_of_the_task_and_named_classes(tmp_path):
+    repo = export_repository(make_finetuned(tmp_path / "seg"), None, tmp_path / "repo", repo_id="org/seg")
+    card = (repo / "README.md").read_text()
+    (repo / "README.md").write_text(card.replace("pipeline_tag: image-segmentation",
+                                                 "pipeline_tag: image-feature-extraction"))
+    config = json.loads((repo / "config.json").read_text())
+    config["id2label"] = {"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}
+    (repo / "config.json").write_text(json.dumps(config))
+    failures = validate_repository(repo, "org/seg")
+    assert any(f.startswith("README.md pipeline_tag 'image-feature-extraction' is not the task of the "
+                            "VisMaeForSemanticSegmentation model ('image-segmentation')") for f in failures), failures
+    assert any(f.startswith("config.json id2label names no class") for f in failures), failures
+
+
+def test_cli_exports_a_fine_tuned_model(tmp_path, capsys):
+    model_dir = make_finetuned(tmp_path / "seg")
+    output = tmp_path / "repo"
+    assert cli_main(["hub", "export", "--model", str(model_dir), "--output", str(output), "--repo-id", "org/seg"]) == 0
+    assert f"wrote {output}" in capsys.readouterr().out
+    assert cli_main(["hub", "validate", str(output), "--repo-id", "org/seg"]) == 0
+    assert cli_main(["hub", "export", "--model", str(make_run(tmp_path / "run")), "--output", str(tmp_path / "x")]) == 1
+    assert "pass --variant" in capsys.readouterr().err

@@ -128,10 +128,10 @@ def test_release_pushes_nothing_unless_every_repository_validates(release, tmp_p
     template = tmp_path / "card.md"
     from vis_mae_hf.hub.card import default_template_path
 
-    # a template declaring a pipeline the Hub repositories cannot serve makes every card invalid (a template without
-    # a required section is refused before any export: test_hub_export)
+    # a template declaring a library the repositories are not for makes every card invalid (a template without a
+    # required section is refused before any export: test_hub_export)
     text = default_template_path().read_text()
-    template.write_text(text.replace("pipeline_tag: image-feature-extraction", "pipeline_tag: text-generation"))
+    template.write_text(text.replace("library_name: transformers", "library_name: timm"))
     with pytest.raises(ReleaseError, match="Nothing was pushed: 2 repositories fail validation"):
         release_variants(variants, tmp_path / "out", runs_dir=runs, namespace="org", push=True, check_remote_code=False,
                          export_kwargs={"card_template": template}, log=lambda message: None)

@@ -22,7 +22,7 @@ from huggingface_hub import (
 )
 from huggingface_hub.errors import RepositoryNotFoundError
 from PIL import Image
-from test_hub_export import make_run
+from test_hub_export import FINDINGS, TISSUES, make_finetuned, make_run
 
 from vis_mae_hf import (
     VisMaeForImageClassification,
@@ -335,3 +335,36 @@ def test_a_refused_token_is_one_line_naming_the_repository_and_the_token(tmp_pat
     assert cli_main(["hub", "push", str(export), "--repo-id", REPO_ID, "--skip-remote-code-check"]) == 1
     assert_one_error_line(capsys.readouterr().err, "hub push", f"Could not push {export} to the Hub", "HF_TOKEN")
     assert fake_hub.commits == []
+
+
+@pytest.mark.parametrize("task, labels", [("segmentation", TISSUES), ("classification", FINDINGS)])
+def test_a_published_fine_tuned_model_loads_by_repo_id_with_and_without_the_package(
+    tmp_path, fake_hub, hub_cache, task, labels
+):
+    """A fine-tuned segmenter (classifier) pushed and downloaded by repo id: its Auto class gives the fine-tuned
+    model's own outputs, its pipeline names the classes, and without vis_mae_hf the repository's code gives the same."""
+    repo_id = f"org/vis-mae-{task}"
+    model_dir = make_finetuned(tmp_path / "model", task, labels)
+    export = export_repository(model_dir, None, tmp_path / "export", repo_id=repo_id)
+    commit = push_repository(export, repo_id, check_remote_code=False)
+    assert fake_hub.commits[0]["message"] == (
+        f"Publish VIS-MAE {task} model (demonstration weights) with vis-mae-hf 0.1.0"
+    )
+    lay_out_hub_cache(hub_cache, repo_id, fake_hub.folder(repo_id), commit.oid)
+
+    image = probe_image()
+    pixel_values = transformers.AutoImageProcessor.from_pretrained(repo_id)(images=image, return_tensors="pt")[
+        "pixel_values"
+    ]
+    model_class = VisMaeForSemanticSegmentation if task == "segmentation" else VisMaeForImageClassification
+    auto_class = getattr(transformers, "AutoModelForSemanticSegmentation" if task == "segmentation"
+                         else "AutoModelForImageClassification")
+    loaded = auto_class.from_pretrained(repo_id).eval()
+    assert type(loaded) is model_class and loaded.config.id2label == dict(enumerate(labels))
+    with torch.no_grad():
+        expected = model_class.from_pretrained(model_dir).eval()(pixel_values).logits
+        assert torch.equal(loaded(pixel_values).logits, expected)
+    pipeline_task = "image-segmentation" if task == "segmentation" else "image-classification"
+    result = transformers.pipeline(pipeline_task, model=repo_id)(Image.fromarray(image))
+    assert result and {entry["label"] for entry in result} <= set(labels)
+    assert remote_code_loading_problems(repo_id) == []

@@ -40,8 +40,20 @@ from vis_mae_hf.inference.inputs import (
     output_stem,
     volume_in_unit_range,
 )
-from vis_mae_hf.inference.outputs import predicted_label
-from vis_mae_hf.inference.overlay import OVERLAY_ALPHA, label_colour
+from vis_mae_hf.inference.outputs import (
+    predicted_label,
+    write_volume_mask,
+    write_volume_overlay,
+)
+from vis_mae_hf.inference.overlay import (
+    LEGEND_MIN_FONT_SIZE,
+    MAX_TILES,
+    OVERLAY_ALPHA,
+    display_scale,
+    label_colour,
+    mosaic_slices,
+    overlay_image,
+)
 from vis_mae_hf.medical.orientation import (
     AXIAL_AXIS,
     display_slice,
@@ -317,8 +329,8 @@ def test_real_model_on_a_real_las_nifti_keeps_shape_and_affine(tmp_path, capsys,
     np.testing.assert_allclose(mask.affine, original.affine, atol=1e-4)
     assert set(np.unique(np.asarray(mask.dataobj))) <= set(TISSUE_LABELS)
     assert json.loads((tmp_path / "labels.json").read_text()) == {str(k): v for k, v in TISSUE_LABELS.items()}
-    overlays = list(tmp_path.glob("anatomical_overlay_axial*.png"))
-    assert len(overlays) == 1 and str(overlays[0]) in out
+    overlays = list(tmp_path.glob("anatomical_overlay*.png"))
+    assert overlays == [tmp_path / "anatomical_overlay.png"] and str(overlays[0]) in out
 
 
 def test_real_model_on_a_dicom_series(tmp_path, capsys, segmentation_model):
@@ -422,8 +434,12 @@ def test_real_dicom_gives_mask_and_overlay_at_the_original_size(tmp_path, capsys
     np.testing.assert_array_equal(probabilities.argmax(axis=0), mask)
 
     overlay = np.asarray(Image.open(tmp_path / "CT_small_overlay.png").convert("RGB"))
-    assert overlay.shape[0] >= 128 and overlay.shape[1] > 128  # the image at its size, the legend to its right
-    picture = overlay[:128, :128].astype(float)
+    # 128 px is small: enlarged 4 times (512 px), each input pixel a 4 x 4 block, the legend to its right
+    assert overlay.shape[0] >= 512 and overlay.shape[1] > 512
+    enlarged = overlay[:512, :512].astype(float)
+    blocks = enlarged.reshape(128, 4, 128, 4, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all(), "an enlarged pixel is not one colour: the picture was smoothed"
+    picture = blocks[:, 0, :, 0]
     grey = np.rint(image * 255)
     background = mask == 0
     np.testing.assert_array_equal(picture[background], np.repeat(grey[background][:, None], 3, axis=1))
@@ -431,7 +447,7 @@ def test_real_dicom_gives_mask_and_overlay_at_the_original_size(tmp_path, capsys
         where = mask == label
         tinted = (1 - OVERLAY_ALPHA) * grey[where][:, None] + OVERLAY_ALPHA * np.array(label_colour(int(label)))
         np.testing.assert_allclose(picture[where], tinted, atol=1.01)
-        legend = overlay[:, 128:].reshape(-1, 3)
+        legend = overlay[:, 512:].reshape(-1, 3)
         assert (legend == label_colour(int(label))).all(axis=1).any(), f"no legend swatch for class {label}"
 
 
@@ -459,6 +475,99 @@ def test_multi_frame_dicom_needs_a_frame(tmp_path, capsys, segmentation_model):
     status, _, err = predict(capsys, segmentation_model, source, "--frame", 4, "--output", tmp_path)
     assert status == 0, err
     assert Image.open(tmp_path / "emri_small_frame4_mask.png").size == (64, 64)
+
+
+# ------------------------------------------------------------------------------------------------ overlays
+
+
+@pytest.mark.parametrize(
+    "height, width, scale", [(96, 215, 2), (128, 128, 4), (256, 256, 2), (300, 512, 1), (700, 900, 1), (20, 600, 1)]
+)
+def test_small_images_are_enlarged_by_the_largest_whole_factor_within_512_px(height, width, scale):
+    assert display_scale(height, width) == scale
+
+
+def swatch_side(picture: np.ndarray, label: int) -> int:
+    """The side of the legend's square swatch of `label` (its pixels of that exact colour form one square)."""
+    rows, columns = np.nonzero((picture == label_colour(label)).all(axis=-1))
+    side = rows.max() - rows.min() + 1
+    assert columns.max() - columns.min() + 1 == side and rows.size == side * side
+    return int(side)
+
+
+def test_a_small_scan_overlay_is_enlarged_pixel_for_pixel_with_a_legible_legend():
+    """The 215 x 96 scan of the issue: drawn at 430 x 192, each pixel a 2 x 2 block of its own colour."""
+    rows, columns = np.mgrid[0:96, 0:215]
+    image = ((rows * 3 + columns) % 101) / 100.0
+    label_map = np.zeros((96, 215), dtype=np.int64)
+    label_map[20:60, 30:90], label_map[50:80, 120:200] = 1, 2
+
+    picture = np.asarray(overlay_image(image, label_map, ["background", "liver", "spleen"]))
+
+    assert picture.shape[0] == 192 and picture.shape[1] > 430
+    blocks = picture[:, :430].reshape(96, 2, 215, 2, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    grey = np.rint(image * 255)
+    np.testing.assert_array_equal(blocks[:, 0, :, 0][label_map == 0], np.repeat(grey[label_map == 0][:, None], 3, 1))
+    legend = picture[:, 430:]
+    assert swatch_side(legend, 1) >= LEGEND_MIN_FONT_SIZE and swatch_side(legend, 2) >= LEGEND_MIN_FONT_SIZE
+    # a thin strip keeps its size, and the picture grows to hold the legend rather than shrinking it
+    strip = np.asarray(overlay_image(np.zeros((20, 600)), np.ones((20, 600), int), ["background", "a", "b"]))
+    assert strip.shape[0] > 20 and swatch_side(strip[:, 600:], 1) >= LEGEND_MIN_FONT_SIZE
+
+
+def test_the_mosaic_shows_the_labelled_slices_spread_evenly_or_the_middle_one():
+    labels = np.zeros((6, 5, 30), dtype=np.int64)
+    assert mosaic_slices(labels, axis=2) == [15]  # nothing labelled: the middle slice
+    labels[2, 2, [4, 9]] = 1
+    assert mosaic_slices(labels, axis=2) == [4, 9]
+    labels[1, 1, 3:25] = 2  # 22 labelled slices: 16 of them, from the first to the last
+    chosen = mosaic_slices(labels, axis=2)
+    assert len(chosen) == MAX_TILES and chosen[0] == 3 and chosen[-1] == 24 and chosen == sorted(set(chosen))
+    assert set(chosen) <= set(range(3, 25))
+
+
+def test_volume_overlay_tiles_are_captioned_with_the_mask_files_own_slice_numbers(tmp_path, monkeypatch):
+    """A NIfTI stored head first (its third axis runs superior -> inferior): the captions count as the file does, so
+    "slice N" is slice N of the input and of `<name>_mask.nii.gz`."""
+    values = random_volume((12, 10, 6))
+    affine = np.diag([1.0, 1.0, -2.0, 1.0])  # axis codes R, A, I
+    nib.save(nib.Nifti1Image(values, affine), tmp_path / "head_first.nii.gz")
+    volume = load_medical_volume(tmp_path / "head_first.nii.gz")
+    label_map = np.zeros(volume.values.shape, dtype=np.int64)
+    label_map[3:8, 2:6, 1] = 1  # RAS slices 1 and 4 (counted from the feet) hold labels
+    label_map[4:6, 3:5, 4] = 2
+    shown = []
+    monkeypatch.setattr(
+        "vis_mae_hf.inference.outputs.overlay_mosaic",
+        lambda tiles, names, legend: shown.append(tiles) or Image.new("RGB", (4, 4)),
+    )
+
+    write_volume_overlay(volume.unit_range(), label_map, volume, ["background", "a", "b"], tmp_path / "o.png")
+
+    captions = [caption for _, _, caption in shown[0]]
+    assert captions == ["slice 1", "slice 4"]  # file slices 6 - 1 - 4 and 6 - 1 - 1, in the file's order
+    mask_path = tmp_path / "head_first_mask.nii.gz"
+    mask = np.asarray(nib.load(write_volume_mask(label_map, volume, mask_path)).dataobj)
+    labelled = [index for index in range(mask.shape[2]) if mask[:, :, index].any()]
+    assert [f"slice {index}" for index in labelled] == captions
+    for (image, labels, _), index in zip(shown[0], (4, 1)):  # tile "slice 1" is RAS slice 4
+        np.testing.assert_array_equal(labels, display_slice(label_map, AXIAL_AXIS, index))
+
+
+def test_predict_writes_one_mosaic_overlay_per_volume(tmp_path, capsys, known_model):
+    values = random_volume((16, 14, 5))
+    nib.save(nib.Nifti1Image(values, np.diag([1.0, 1.0, 3.0, 1.0])), tmp_path / "scan.nii.gz")
+
+    status, out, err = predict(capsys, "known", tmp_path / "scan.nii.gz", "--output", tmp_path / "out")
+
+    assert status == 0, err
+    picture = Image.open(tmp_path / "out" / "scan_overlay.png")
+    # 5 labelled slices of 14 x 16 px: a 3 x 2 grid of tiles enlarged 16 times (224 x 256 px each), a legend beside
+    assert picture.width > 3 * 256 and picture.height > 2 * 224
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "labels.json", "scan_mask.nii.gz", "scan_overlay.png"
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ classification
@@ -606,5 +715,5 @@ def test_readme_figure_script_runs_vis_mae_predict_on_a_real_dicom(tmp_path, seg
 
     assert status == 0
     picture = Image.open(tmp_path / "predict_CT_small_overlay.png")
-    assert picture.height == 128 and picture.width > 128
+    assert picture.height == 512 and picture.width > 512  # the 128 px CT enlarged 4 times, the legend beside it
     assert module.main(["--model", str(tmp_path / "no-model"), "--output", str(tmp_path)]) == 1

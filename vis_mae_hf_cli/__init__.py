@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "label efficiency: fine-tune over initialisations x folds x label fractions, plot the curves",
     "convert": "convert a checkpoint of the published VIS-MAE code into a Transformers model folder",
     "predict": "segment or classify DICOM/NIfTI/PNG images and volumes with a fine-tuned model",
+    "evaluate": "score predicted masks or a predictions CSV against references (table and JSON)",
     "embed": "write a model's pooled encoder embeddings of a dataset, for linear probes and kNN",
     "hub": "export, validate, push and release VIS-MAE repositories on the Hugging Face Hub",
     "export": "export a model for other runtimes (ONNX): not built yet",

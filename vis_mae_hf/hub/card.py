@@ -2,10 +2,11 @@
 
 The template holds every sentence of the card, conditional passages included; this module computes only the facts
 it names (numbers, names, flags, table rows), from what is actually exported (the config, the processor settings,
-the training summary and, when given, the evaluation summary) and from the published facts the package keeps in one
-place each: the recipes (`vis_mae_hf.recipes`), the architecture (`VisMaeConfig()` defaults) and the variants
+the training summary of a pretraining checkpoint or the fine-tuning summary and validation results of a fine-tuned
+segmenter or classifier and, when given, the evaluation summary) and from the published facts the package keeps in
+one place each: the recipes (`vis_mae_hf.recipes`), the architecture (`VisMaeConfig()` defaults) and the variants
 (`variants`). The template's YAML block holds the metadata every card shares; `render_model_card` completes it
-(licence, modality tags, base model, datasets, metrics, `model-index`). The same inputs give the same bytes, and no
+(licence, the pipeline tag of the model's task, modality tags, base model, datasets, metrics, `model-index`). The same inputs give the same bytes, and no
 number is claimed that these sources do not contain.
 """
 
@@ -28,7 +29,7 @@ from ..image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD, resolv
 from ..recipes import get_recipe
 from ..vocabulary import CLASSIFICATION, MR, PET, PRETRAINING, SEGMENTATION
 from .remote_code import REMOTE_CODE_FILES
-from .validation import card_text_problems
+from .validation import ARCHITECTURE_PIPELINE_TAGS, card_text_problems
 from .variants import PAPER_TOTAL_IMAGES, VARIANTS, HubVariant
 
 DEMO_TAG = "demo-weights"
@@ -36,6 +37,20 @@ DEMO_TAG = "demo-weights"
 DEMO_DATASET_NAMES = (None, "demo", "built-in demo corpus")
 # The config fields that make a model "the published size"; the values are `VisMaeConfig()`'s defaults.
 SIZE_FIELDS = ("embed_dim", "depths", "num_heads", "window_size", "patch_size")
+# How fine-tuning summaries name the built-in demo data (`data.loading` describes them as "demo: ...").
+DEMO_FINETUNING_PREFIX = "demo"
+AUTO_CLASSES = {
+    "VisMaeForSemanticSegmentation": "AutoModelForSemanticSegmentation",
+    "VisMaeForImageClassification": "AutoModelForImageClassification",
+}
+# The options of a fine-tuning run the card's hyperparameter table shows, in this order, when the summary has them.
+SCHEDULE_KEYS = (
+    "tuning", "image_size", "num_train_epochs", "max_steps", "per_device_train_batch_size",
+    "gradient_accumulation_steps", "learning_rate", "lr_scheduler_type", "warmup_epochs", "warmup_steps",
+    "weight_decay", "decay_norms_and_biases", "adam_beta1", "adam_beta2", "augment", "bf16", "fp16", "seed",
+)
+# Validation bookkeeping that is not a score of the model.
+NOT_SCORES = ("epoch", "runtime", "samples_per_second", "steps_per_second")
 
 
 def default_template_path() -> Path:
@@ -48,27 +63,31 @@ class CardInputs:
     """Everything a card says, gathered by the exporter.
 
     Attributes:
-        variant: the published variant these weights are.
+        variant: the published variant these weights are (a fine-tuned model: the variant it started from, if
+            known, else None).
         repo_id: the Hub repository the card's code examples load from.
         config: the exported `config.json` as a dict.
         processor: the exported `preprocessor_config.json` as a dict.
-        training_summary: a checked training summary (`summaries.load_training_summary`).
-        parameter_count: parameters of the exported `VisMaeForPreTraining`.
+        training_summary: a checked training summary (`summaries.load_training_summary`) of a pretraining
+            checkpoint; None for a fine-tuned model.
+        parameter_count: parameters of the exported model.
         package_version: the vis-mae-hf version that exported (and whose code files the repository carries).
         license: Hub licence id of the weights.
         license_name, license_link: required by the Hub with license "other".
         evaluation: a checked evaluation summary, or None.
-        base_model: Hub id of the checkpoint pretraining started from, or None.
-        datasets: Hub dataset ids of the pretraining data (only real Hub ids belong here).
+        base_model: Hub id of the checkpoint pretraining (or fine-tuning) started from, or None.
+        datasets: Hub dataset ids of the training data (only real Hub ids belong here).
         has_reconstruction: the repository carries `reconstruction.png`.
         converted_from: file name of a published-format checkpoint these weights were converted from, or None.
+        finetuning: a checked fine-tuning summary (`summaries.load_finetuning_summary`) of a fine-tuned model.
+        validation: the fine-tuned model's validation results (`eval_results.json`), or None.
     """
 
-    variant: HubVariant
+    variant: HubVariant | None
     repo_id: str
     config: dict
     processor: dict
-    training_summary: dict
+    training_summary: dict | None
     parameter_count: int
     package_version: str
     license: str = "apache-2.0"
@@ -79,10 +98,19 @@ class CardInputs:
     datasets: list[str] = field(default_factory=list)
     has_reconstruction: bool = False
     converted_from: str | None = None
+    finetuning: dict | None = None
+    validation: dict | None = None
+
+    @property
+    def architecture(self) -> str:
+        return (self.config.get("architectures") or ["VisMaeForPreTraining"])[0]
 
     @property
     def is_demo(self) -> bool:
-        """Trained on the package's built-in demo corpus (`dataset` recorded as null, or `demo: true`)."""
+        """Trained on the package's built-in demo data: the demo corpus (`dataset` recorded as null, or
+        `demo: true`), or for a fine-tuned model the demo segmentation or classification set."""
+        if self.finetuning is not None:
+            return str(self.finetuning["dataset"]).startswith(DEMO_FINETUNING_PREFIX)
         summary = self.training_summary
         return bool(summary.get("demo")) or ("dataset" in summary and summary["dataset"] in DEMO_DATASET_NAMES)
 
@@ -125,7 +153,8 @@ def _metadata(template_card: ModelCard, inputs: CardInputs):
     if inputs.license == "other":
         data.license_name = inputs.license_name
         data.license_link = inputs.license_link
-    tags = list(data.tags or []) + list(inputs.variant.modality_tags)
+    data.pipeline_tag = ARCHITECTURE_PIPELINE_TAGS[inputs.architecture]
+    tags = list(data.tags or []) + list(inputs.variant.modality_tags if inputs.variant else ())
     if inputs.is_demo:
         tags.append(DEMO_TAG)
     data.tags = list(dict.fromkeys(tags))
@@ -136,7 +165,8 @@ def _metadata(template_card: ModelCard, inputs: CardInputs):
     results = eval_results(inputs.evaluation)
     if results:
         data.metrics = list(dict.fromkeys(result.metric_type for result in results))
-        data.model_name = inputs.variant.title
+        finetuned = inputs.finetuning is not None or inputs.variant is None
+        data.model_name = inputs.repo_id.rsplit("/", 1)[-1] if finetuned else inputs.variant.title
         data.eval_results = results
     return data
 
@@ -267,13 +297,72 @@ def _data_facts(inputs: CardInputs) -> dict:
     }
 
 
+def _start_facts(initialization: dict) -> dict:
+    """Where fine-tuning started: "vismae" (VIS-MAE weights), "swin" (a Swin checkpoint) or "random", the source
+    named (without "vismae:"), and how many tensors were loaded from it and how many started fresh."""
+    text = initialization["source"]
+    kind, _, source = text.partition(":")
+    if kind not in ("vismae", "swin") or not source:
+        kind, source = ("random", None) if text == "random" else ("other", text)
+    loaded, fresh = len(initialization.get("loaded") or {}), len(initialization.get("fresh") or [])
+    return {"kind": kind, "source": source, "loaded": loaded, "fresh": fresh, "total": loaded + fresh}
+
+
+def _schedule_facts(summary: dict) -> list[dict]:
+    """The recorded options of `SCHEDULE_KEYS`, as table rows (a later record of one option wins)."""
+    options = {**(summary.get("arguments") or {}), **(summary.get("training_arguments") or {})}
+    return [{"name": key, "value": options[key]} for key in SCHEDULE_KEYS if options.get(key) is not None]
+
+
+def _validation_facts(results: dict | None) -> list[dict]:
+    """The scores among validation results (`eval_` prefix dropped; NaN, "not scorable", as None): the overall
+    scores first, then the per-class ones (`dice/<class>`), then the loss."""
+    rows = []
+    for key, value in (results or {}).items():
+        name = key.removeprefix("eval_")
+        if name in NOT_SCORES or name.startswith("num_"):
+            continue
+        rows.append({"metric": name, "value": None if value != value else value})  # NaN != NaN
+    return sorted(rows, key=lambda row: (row["metric"] == "loss", "/" in row["metric"]))
+
+
+def _finetuned_facts(inputs: CardInputs) -> dict:
+    summary = inputs.finetuning
+    options = {**(summary.get("arguments") or {}), **(summary.get("training_arguments") or {})}
+    return {
+        "task": summary["task"],
+        "model_class": inputs.architecture,
+        "auto_class": AUTO_CLASSES[inputs.architecture],
+        "pipeline": ARCHITECTURE_PIPELINE_TAGS[inputs.architecture],
+        "labels": list(summary["label_names"]),
+        "dataset": summary["dataset"],
+        "fold": summary.get("fold"),
+        "label_fraction": summary["label_fraction"],
+        "num_train_examples": summary.get("num_train_examples"),
+        "num_eval_examples": summary.get("num_eval_examples"),
+        "start": _start_facts(summary["initialization"]),
+        "steps": summary.get("global_steps"),
+        "schedule": _schedule_facts(summary),
+        "recipe_defaults": (summary.get("recipe") or {}).get("defaults"),
+        "selection_metric": options.get("metric_for_best_model"),
+        "validation": _validation_facts(inputs.validation if inputs.validation is not None
+                                         else summary.get("metrics")),
+        "trained_with": summary.get("package_version"),
+        "notes": [summary["notes"]] if isinstance(summary.get("notes"), str) else list(summary.get("notes") or []),
+        # both demo sets are slices of the MNI152 template, whose notice must travel with derived works
+        "demo_notices": [MNI152_NOTICE.strip()] if inputs.is_demo else [],
+    }
+
+
 def _evaluation_facts(evaluation: dict | None) -> list[dict]:
     keys = ("task", "dataset", "split", "label_fraction", "metrics", "notes")
     return [{key: result.get(key) for key in keys} for result in (evaluation or {}).get("results", [])]
 
 
 def card_facts(inputs: CardInputs) -> dict:
-    """Every name the template reads, computed from the card inputs and the published facts."""
+    """Every name the template reads, computed from the card inputs and the published facts. A fine-tuned model's
+    card has `finetuned` facts and no pretraining `run` or `data` (None); a pretraining checkpoint's the reverse."""
+    finetuned = inputs.finetuning is not None
     return {
         "variant": inputs.variant,
         "variants": list(VARIANTS.values()),
@@ -290,8 +379,9 @@ def card_facts(inputs: CardInputs) -> dict:
         "published": _published_facts(),
         "model": _model_facts(inputs),
         "processor": _processor_facts(inputs.processor),
-        "run": _run_facts(inputs.training_summary),
-        "data": _data_facts(inputs),
+        "run": None if finetuned else _run_facts(inputs.training_summary),
+        "data": None if finetuned else _data_facts(inputs),
+        "finetuned": _finetuned_facts(inputs) if finetuned else None,
         "evaluation": _evaluation_facts(inputs.evaluation),
     }
 

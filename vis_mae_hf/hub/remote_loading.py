@@ -1,10 +1,10 @@
 """Does a repository work for someone without vis-mae-hf? Load it through every Auto class both ways and compare.
 
 `auto_class_outputs(target, trust_remote_code)` loads a repository (folder or Hub id) with `AutoImageProcessor`,
-the four model Auto classes, `AutoBackbone` and the feature-extraction and segmentation pipelines, and returns what
-each computes on one fixed image, seeding torch before each load so that freshly initialised heads are drawn
-identically. This module imports nothing from vis_mae_hf at module level, so it also runs as a script in an
-interpreter where `vis_mae_hf` cannot be imported: there the Auto classes can only use the repository's own code
+the four model Auto classes, `AutoBackbone` and the feature-extraction, segmentation and classification pipelines,
+and returns what each computes on one fixed image, seeding torch before each load so that freshly initialised heads
+are drawn identically. This module imports nothing from vis_mae_hf at module level, so it also runs as a script in
+an interpreter where `vis_mae_hf` cannot be imported: there the Auto classes can only use the repository's own code
 (`trust_remote_code=True`).
 
 `remote_code_loading_problems(target)` runs that script in a subprocess and compares its outputs with the installed
@@ -39,7 +39,7 @@ AUTO_MODEL_CLASSES = (
     "AutoModelForSemanticSegmentation",
     "AutoBackbone",
 )
-PIPELINE_TASKS = ("image-feature-extraction", "image-segmentation")
+PIPELINE_TASKS = ("image-feature-extraction", "image-segmentation", "image-classification")
 SEED = 0
 
 
@@ -103,6 +103,10 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
         if task == "image-segmentation":
             # one entry per class present in the prediction; compare the label names and the masks
             outputs[f"pipeline:{task}"] = torch.stack([torch.from_numpy(np.array(entry["mask"])) for entry in result])
+            classes[f"pipeline:{task}:labels"] = ",".join(entry["label"] for entry in result)
+        elif task == "image-classification":
+            # the top classes with their scores; compare the label names and the scores
+            outputs[f"pipeline:{task}"] = torch.tensor([entry["score"] for entry in result], dtype=torch.float32)
             classes[f"pipeline:{task}:labels"] = ",".join(entry["label"] for entry in result)
         else:
             outputs[f"pipeline:{task}"] = torch.tensor(np.asarray(result, dtype=np.float32))

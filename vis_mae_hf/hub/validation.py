@@ -8,8 +8,10 @@ What is checked, and why each matters to someone typing `from_pretrained("org/vi
 - `preprocessor_config.json`: loads as a VIS-MAE processor and carries its `auto_map`;
 - remote code: every file the maps name is present, with its relative imports, importing nothing a remote-code user
   lacks;
-- `README.md`: parses with `huggingface_hub.ModelCard`, has the required metadata with valid values, states data,
-  recipe, evaluation, limitations and version, has no unfilled placeholder, and names the repository it is pushed to.
+- `README.md`: parses with `huggingface_hub.ModelCard`, has the required metadata with valid values (the pipeline tag
+  of the model's task), states data, recipe, evaluation, limitations and version, has no unfilled placeholder, and
+  names the repository it is pushed to;
+- a fine-tuned segmenter or classifier names its classes (`id2label`), so pipelines print names, not `LABEL_0`.
 Optionally (`check_remote_code=True`) the repository is also loaded through every Auto class with
 `trust_remote_code=True` in a fresh interpreter where `vis_mae_hf` cannot be imported (`remote_loading`).
 """
@@ -31,7 +33,15 @@ from .remote_code import CONFIG_AUTO_MAP, IMAGE_PROCESSOR_AUTO_MAP, remote_code_
 from .remote_loading import remote_code_loading_problems
 
 REQUIRED_CARD_METADATA = ("library_name", "pipeline_tag", "license", "tags")
-PIPELINE_TAGS = ("image-feature-extraction", "image-segmentation", "image-classification")
+# The Hub pipeline tag of each model class: what the Hub's widget and `pipeline(model=repo)` run it as.
+ARCHITECTURE_PIPELINE_TAGS = {
+    "VisMaeForPreTraining": "image-feature-extraction",
+    "VisMaeModel": "image-feature-extraction",
+    "VisMaeForSemanticSegmentation": "image-segmentation",
+    "VisMaeForImageClassification": "image-classification",
+}
+PIPELINE_TAGS = tuple(dict.fromkeys(ARCHITECTURE_PIPELINE_TAGS.values()))
+FINETUNED_ARCHITECTURES = ("VisMaeForSemanticSegmentation", "VisMaeForImageClassification")
 # Hub licence identifiers (https://huggingface.co/docs/hub/repositories-licenses) likely for medical-imaging weights.
 HUB_LICENSES = frozenset(
     {
@@ -129,6 +139,14 @@ def _check_config(repo_dir: Path, failures: list[str]) -> dict | None:
     if len(architectures) != 1 or architectures[0] not in MODEL_CLASSES:
         failures.append(f"config.json architectures is {architectures!r}, expected one VIS-MAE model class")
         return None
+    id2label = config.get("id2label") or {}
+    if architectures[0] in FINETUNED_ARCHITECTURES and all(
+        str(name) == f"LABEL_{index}" for index, name in id2label.items()
+    ):
+        failures.append(
+            f"config.json id2label names no class ({id2label}): a fine-tuned {architectures[0]} must name its "
+            "classes, or pipelines print LABEL_0, LABEL_1"
+        )
     return config
 
 
@@ -185,7 +203,7 @@ def card_text_problems(text: str) -> list[str]:
     return problems
 
 
-def _check_card(repo_dir: Path, repo_id: str | None, failures: list[str]) -> None:
+def _check_card(repo_dir: Path, repo_id: str | None, architecture: str | None, failures: list[str]) -> None:
     path = repo_dir / "README.md"
     if not path.is_file():
         failures.append("README.md (the model card) is missing")
@@ -206,6 +224,13 @@ def _check_card(repo_dir: Path, repo_id: str | None, failures: list[str]) -> Non
         failures.append(f"README.md library_name is {metadata['library_name']!r}, expected 'transformers'")
     if metadata.get("pipeline_tag") and metadata["pipeline_tag"] not in PIPELINE_TAGS:
         failures.append(f"README.md pipeline_tag {metadata['pipeline_tag']!r} is not one of {', '.join(PIPELINE_TAGS)}")
+    elif architecture in ARCHITECTURE_PIPELINE_TAGS and metadata.get("pipeline_tag") not in (
+        None, ARCHITECTURE_PIPELINE_TAGS[architecture]
+    ):
+        failures.append(
+            f"README.md pipeline_tag {metadata['pipeline_tag']!r} is not the task of the {architecture} model "
+            f"({ARCHITECTURE_PIPELINE_TAGS[architecture]!r})"
+        )
     license_id = metadata.get("license")
     if license_id and license_id not in HUB_LICENSES:
         failures.append(f"README.md license {license_id!r} is not a Hub licence id ({', '.join(sorted(HUB_LICENSES))})")
@@ -253,7 +278,7 @@ def validate_repository(
     config = _check_config(repo_dir, failures)
     _check_model_and_processor(repo_dir, config, failures)
     failures.extend(remote_code_problems(repo_dir))
-    _check_card(repo_dir, repo_id, failures)
+    _check_card(repo_dir, repo_id, (config or {}).get("architectures", [None])[0], failures)
     if check_remote_code and not failures:
         failures.extend(remote_code_loading_problems(repo_dir))
     return failures

@@ -5,6 +5,9 @@ Classification (`classification.py`): ROC-AUC and PR-AUC (scikit-learn), accurac
 Trainer glue (`trainer.py`): `compute_metrics` factories and `preprocess_logits_for_metrics`.
 `evaluate` wrappers (`evaluate_modules.py`): `SegmentationOverlap`, `ClassificationAUC`, imported on first use
 because `evaluate` adds about 0.2 s to every import of the metrics, which the Trainer glue does not need.
+Files (`files.py`, `reports.py`, the `vis-mae evaluate` command): `evaluate_segmentation_files` scores folders of label
+maps (2-D or NIfTI, paired by file name) per case and pooled, `evaluate_classification_files` a `predictions.csv`
+against a references CSV; both return an `EvaluationReport` (table, JSON, evaluation summary for the Hub card).
 
 Numerical conventions (what a paper citing these numbers should state):
 - Counts are exact int64 pixel counts; ratios are float64 with no smoothing epsilon.
@@ -23,6 +26,12 @@ Numerical conventions (what a paper citing these numbers should state):
 """
 
 from .classification import PROBLEM_TYPES, classification_auc
+from .files import EvaluationInputError
+from .reports import (
+    EvaluationReport,
+    evaluate_classification_files,
+    evaluate_segmentation_files,
+)
 from .segmentation import (
     EMPTY_MASK_CONVENTIONS,
     POOLINGS,
@@ -56,11 +65,15 @@ __all__ = [
     "PROBLEM_TYPES",
     "ClassificationAUC",
     "ClassificationComputeMetrics",
+    "EvaluationInputError",
+    "EvaluationReport",
     "SegmentationComputeMetrics",
     "SegmentationOverlap",
     "SegmentationOverlapAccumulator",
     "classification_auc",
     "classification_compute_metrics",
+    "evaluate_classification_files",
+    "evaluate_segmentation_files",
     "overlap_scores_from_counts",
     "segmentation_compute_metrics",
     "segmentation_logits_to_label_maps",

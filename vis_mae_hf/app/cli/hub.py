@@ -31,17 +31,31 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
 
 
 def _add_export(commands) -> None:
-    export = commands.add_parser("export", help="Write the Hub repository of one variant into a folder.")
-    export.add_argument("--model", required=True, help="pretraining output directory, or a published .pth checkpoint")
-    export.add_argument("--variant", required=True, choices=list(VARIANTS))
+    export = commands.add_parser(
+        "export",
+        help="Write the Hub repository of one variant, or of a fine-tuned model, into a folder.",
+        description="Write the Hub repository of a pretraining checkpoint (one of the six variants: --variant) or of "
+        "a fine-tuned segmenter or classifier (a `vis-mae finetune` output folder, with its finetuning_summary.json "
+        "and eval_results.json) into a folder: weights, config, processor, code for trust_remote_code and a model "
+        "card.",
+    )
+    export.add_argument("--model", required=True,
+                        help="pretraining or fine-tuning output directory, or a published .pth checkpoint")
+    export.add_argument("--variant", choices=list(VARIANTS),
+                        help="the variant (required for pretraining weights; for a fine-tuned model, optional: the "
+                        "variant it was fine-tuned from)")
     export.add_argument("--output", required=True, help="repository folder: new, empty, or an earlier export")
     export.add_argument("--repo-id", help="Hub id the model card loads from, e.g. org/vis-mae-mr")
-    export.add_argument("--training-summary", help="training summary JSON (default: MODEL/training_summary.json)")
-    export.add_argument("--evaluation", help="evaluation summary JSON of fine-tuning these weights")
+    export.add_argument("--training-summary", help="training summary JSON of pretraining weights (default: "
+                        "MODEL/training_summary.json)")
+    export.add_argument("--finetuning-summary", help="fine-tuning summary JSON of a fine-tuned model (default: "
+                        "MODEL/finetuning_summary.json)")
+    export.add_argument("--evaluation", help="evaluation summary JSON, e.g. the report `vis-mae evaluate --output` "
+                        "writes (for pretraining weights: results of fine-tuning them)")
     export.add_argument("--license", default="apache-2.0", help="Hub licence id of the weights (default apache-2.0)")
     export.add_argument("--license-name", help="name of the licence, with --license other")
     export.add_argument("--license-link", help="link to the licence, with --license other")
-    export.add_argument("--base-model", help="Hub id of the checkpoint pretraining started from")
+    export.add_argument("--base-model", help="Hub id of the checkpoint pretraining (or fine-tuning) started from")
     export.add_argument("--dataset", action="append", default=[], dest="datasets", help="Hub dataset id (repeatable)")
     export.add_argument(
         "--window",
@@ -119,6 +133,7 @@ def run_export(args) -> int:
         args.output,
         repo_id=args.repo_id,
         training_summary=args.training_summary,
+        finetuning_summary=args.finetuning_summary,
         evaluation=args.evaluation,
         license=args.license,
         license_name=args.license_name,

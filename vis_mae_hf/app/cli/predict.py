@@ -20,7 +20,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from transformers.utils import logging as transformers_logging
 
@@ -31,17 +30,21 @@ from ...inference.inputs import (
     volume_in_unit_range,
 )
 from ...inference.outputs import (
+    MASK_SUFFIX,
+    OVERLAY_SUFFIX,
+    PROBABILITIES_SUFFIX,
     write_classification_tables,
     write_label_png,
     write_labels_json,
     write_overlay_png,
     write_probability_array,
     write_volume_mask,
+    write_volume_overlay,
     write_volume_probabilities,
 )
 from ...inference.predictor import TASK_CLASSIFICATION, VisMaePredictor
 from ...medical import MedicalImageError, load_medical_volume
-from ...medical.orientation import AXIAL_AXIS, display_slice
+from ...medical.orientation import AXIAL_AXIS
 from . import report_error, set_handler
 from .arguments import output_folder, positive_int, window_argument
 
@@ -49,8 +52,8 @@ from .arguments import output_folder, positive_int, window_argument
 def build_parser(prog: str) -> argparse.ArgumentParser:
     predict = argparse.ArgumentParser(
         prog=prog,
-        description="Segment (mask PNG + overlay PNG for 2-D inputs, NIfTI mask for volumes) or classify "
-        "(predictions.csv/json) each INPUT with a fine-tuned VIS-MAE model.",
+        description="Segment (mask PNG + overlay PNG for 2-D inputs, NIfTI mask + an overlay mosaic of the labelled "
+        "slices for volumes) or classify (predictions.csv/json) each INPUT with a fine-tuned VIS-MAE model.",
         epilog="Window order: --window, else the model processor's hounsfield_window (CT DICOM, NIfTI), else the "
         "CT header window, else min-max (per image; per volume for volumes). Exit status 0 ok, 1 a failed input "
         "or model, 2 bad arguments.",
@@ -175,13 +178,15 @@ def _segment_image(predictor, path: Path, stem: str, args, report: _Report) -> N
     prediction = predictor.segment_images([image.pixels], return_probabilities=args.save_probabilities)[0]
     stem = _frame_stem(stem, args.frame)
     written = [
-        write_label_png(prediction.label_map, args.output / f"{stem}_mask.png"),
+        write_label_png(prediction.label_map, args.output / f"{stem}{MASK_SUFFIX}.png"),
         write_overlay_png(
-            image.pixels, prediction.label_map, predictor.label_names, args.output / f"{stem}_overlay.png"
+            image.pixels, prediction.label_map, predictor.label_names, args.output / f"{stem}{OVERLAY_SUFFIX}.png"
         ),
     ]
     if prediction.probabilities is not None:
-        written.append(write_probability_array(prediction.probabilities, args.output / f"{stem}_probabilities.npy"))
+        written.append(
+            write_probability_array(prediction.probabilities, args.output / f"{stem}{PROBABILITIES_SUFFIX}.npy")
+        )
     report.ok(f"{path} ({intensity}) -> {', '.join(str(p) for p in written)}")
 
 
@@ -197,20 +202,17 @@ def _segment_volume(predictor, path: Path, stem: str, args, report: _Report) -> 
         progress=not args.quiet,
         description=path.name,
     )
-    written = [write_volume_mask(prediction.label_map, volume, args.output / f"{stem}_mask.nii.gz")]
+    written = [write_volume_mask(prediction.label_map, volume, args.output / f"{stem}{MASK_SUFFIX}.nii.gz")]
     if prediction.probabilities is not None:
         written.append(
-            write_volume_probabilities(prediction.probabilities, volume, args.output / f"{stem}_probabilities.nii.gz")
+            write_volume_probabilities(
+                prediction.probabilities, volume, args.output / f"{stem}{PROBABILITIES_SUFFIX}.nii.gz"
+            )
         )
-    # A picture to check the result by eye: the axial slice with the most foreground (the middle one if none).
-    foreground = (prediction.label_map > 0).sum(axis=(0, 1))
-    index = int(np.argmax(foreground)) if foreground.any() else unit_volume.shape[AXIAL_AXIS] // 2
+    # A picture to check the result by eye: the mosaic of the slices that hold labels (outputs.py says which).
     written.append(
-        write_overlay_png(
-            display_slice(unit_volume, AXIAL_AXIS, index),
-            display_slice(prediction.label_map, AXIAL_AXIS, index),
-            predictor.label_names,
-            args.output / f"{stem}_overlay_axial{index}.png",
+        write_volume_overlay(
+            unit_volume, prediction.label_map, volume, predictor.label_names, args.output / f"{stem}{OVERLAY_SUFFIX}.png"
         )
     )
     n_slices = unit_volume.shape[AXIAL_AXIS]
