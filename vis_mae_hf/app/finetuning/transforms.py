@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...data.masks import checked_mask
 from ...vocabulary import SEGMENTATION
 from .augmentation import ClassificationAugmentation, SegmentationAugmentation
 
@@ -22,6 +23,9 @@ class SegmentationTransform:
         image_processor: a VIS-MAE image processor (resizes image and mask alike, the mask by nearest neighbour).
         augmentation: applied after processing, to image and mask together; None for evaluation.
         generator: seeds the augmentation (None: torch's global generator, which the Trainer seeds per worker).
+        num_labels: the number of classes; masks are checked against it as they are read (`data.masks`): values
+            outside 0..num_labels-1 are an error naming the row, a 0/255 mask of two labels is read as 0/1 with a
+            notice. None reads masks unchecked.
     """
 
     def __init__(
@@ -31,12 +35,14 @@ class SegmentationTransform:
         image_column: str = "image",
         mask_column: str = "mask",
         generator: torch.Generator | None = None,
+        num_labels: int | None = None,
     ):
         self.image_processor = image_processor
         self.augmentation = augmentation
         self.image_column = image_column
         self.mask_column = mask_column
         self.generator = generator
+        self.num_labels = num_labels
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list[torch.Tensor]]:
         masks = [np.asarray(mask) for mask in batch[self.mask_column]]
@@ -46,6 +52,11 @@ class SegmentationTransform:
                     f"Row {index} of the batch: `{self.mask_column}` has shape {mask.shape}; a segmentation mask is "
                     "one class index per pixel (H, W)."
                 )
+        if self.num_labels is not None:
+            masks = [
+                checked_mask(mask, self.num_labels, name=f"row {index} of the batch, `{self.mask_column}`")
+                for index, mask in enumerate(masks)
+            ]
         processed = self.image_processor(batch[self.image_column], segmentation_maps=masks, return_tensors="pt")
         pixel_values, labels = list(processed["pixel_values"]), list(processed["labels"])
         if self.augmentation is not None:
@@ -110,8 +121,9 @@ class ClassificationTransform:
 def attach_transforms(data, image_processor, augment: bool = True) -> tuple[object, object]:
     """(train, validation) datasets of a `FinetuningData` with their transforms attached (augmenting training only)."""
     if data.task == SEGMENTATION:
-        train = SegmentationTransform(image_processor, SegmentationAugmentation() if augment else None)
-        validation = SegmentationTransform(image_processor, None)
+        augmentation = SegmentationAugmentation() if augment else None
+        train = SegmentationTransform(image_processor, augmentation, num_labels=data.num_labels)
+        validation = SegmentationTransform(image_processor, None, num_labels=data.num_labels)
     else:
         common = dict(num_labels=data.num_labels, target_column=data.target_column)
         augmentation = ClassificationAugmentation() if augment else None
