@@ -141,6 +141,18 @@ def test_the_plan_is_printed_before_the_first_step_and_a_two_step_run_keeps_no_c
     assert summary["training_arguments"]["gradient_accumulation_steps"] == 2 and summary["plan"].startswith("Plan: ")
 
 
+def test_finishing_removes_only_the_checkpoints_the_run_wrote(tmp_path):
+    from vis_mae_hf.app.finetuning.training import finish_output
+
+    colleague = tmp_path / "checkpoint-500"
+    (colleague / "model.safetensors").parent.mkdir(parents=True)
+    (colleague / "model.safetensors").write_bytes(b"theirs")
+    (tmp_path / "checkpoint-2").mkdir()
+    finish_output(tmp_path, {"dataset": "x"}, keep_checkpoints=False, earlier={colleague})
+    assert (colleague / "model.safetensors").read_bytes() == b"theirs" and not (tmp_path / "checkpoint-2").exists()
+    assert json.loads((tmp_path / "finetuning_summary.json").read_text()) == {"dataset": "x"}
+
+
 def test_a_hub_token_given_on_the_command_line_is_never_written(tmp_path, capsys, segmentation_set):
     status, _, err = vis_mae(capsys, *tiny_command(segmentation_set, tmp_path / "out", "--max-steps", "1",
                                                    "--hub-token", "hf_secret_value"))
@@ -203,7 +215,8 @@ def test_a_kept_checkpoint_resumes_with_its_optimiser_state(tmp_path, capsys, se
     assert summary["global_steps"] == 3
     trained = [json.loads(line.replace("'", '"')) for line in out.splitlines() if line.startswith("{'loss'")]
     assert len(trained) == 3 - int(best.name.split("-")[1])  # only the steps after the checkpoint
-    assert not list((tmp_path / "out").glob("checkpoint-*"))  # this finished run removed them
+    # This finished run removed the checkpoints it wrote; the one it resumed from was there before it and stays.
+    assert [path.name for path in (tmp_path / "out").glob("checkpoint-*")] == [best.name]
 
 
 def test_resuming_without_a_checkpoint_is_one_error_line(tmp_path, capsys, segmentation_set):

@@ -192,6 +192,7 @@ def run_finetuning(
     if verbose:
         print_run(data, report)
     trainer = build_trainer(args, data, model, image_processor, training_args, callbacks=[plan])
+    earlier_checkpoints = set(Path(training_args.output_dir).glob("checkpoint-*"))  # not this run's: never removed
     started = time.perf_counter()
     train(trainer, checkpoint)
     train_seconds = time.perf_counter() - started
@@ -207,7 +208,7 @@ def run_finetuning(
     if trainer.is_world_process_zero():
         summary = finetuning_summary(args, data, report, trainer, metrics, train_seconds)
         summary.update(training_options=recorded_options(training_options), plan=plan.plan)
-        finish_output(output_dir, summary, keep_checkpoints=args.keep_checkpoints)
+        finish_output(output_dir, summary, keep_checkpoints=args.keep_checkpoints, earlier=earlier_checkpoints)
     if verbose and trainer.is_world_process_zero():
         print(format_metrics_table(metrics, title=f"validation fold {data.fold}"))
         print(f"Wrote {output_dir / 'eval_results.json'} and {output_dir / SUMMARY_FILE}.")
@@ -225,13 +226,14 @@ def run_finetuning(
     )
 
 
-def finish_output(output_dir: Path, summary: dict, *, keep_checkpoints: bool) -> None:
-    """Write `finetuning_summary.json`; remove the checkpoints unless they are to be kept (the best model is saved and
-    evaluated by now, and a finished run has nothing to resume)."""
+def finish_output(output_dir: Path, summary: dict, *, keep_checkpoints: bool, earlier: set[Path] = frozenset()) -> None:
+    """Write `finetuning_summary.json`; remove the checkpoints this run wrote unless they are to be kept (the best
+    model is saved and evaluated by now, and a finished run has nothing to resume). Checkpoint folders that were there
+    before the run (`earlier`: the one resumed from, a colleague's) stay."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1, default=str))
     if not keep_checkpoints:
-        for folder in output_dir.glob("checkpoint-*"):
+        for folder in set(output_dir.glob("checkpoint-*")) - set(earlier):
             shutil.rmtree(folder, ignore_errors=True)
 
 
