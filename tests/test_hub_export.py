@@ -25,6 +25,7 @@ from vis_mae_hf import (
     VisMaeModel,
 )
 from vis_mae_hf.app.cli import main as cli_main
+from vis_mae_hf.app.finetuning.arguments import finetuning_training_arguments
 from vis_mae_hf.app.finetuning.data import FinetuningData
 from vis_mae_hf.app.finetuning.training import FinetuningArguments, finetuning_summary
 from vis_mae_hf.hub import (
@@ -543,7 +544,9 @@ def make_finetuned(directory, task="segmentation", labels=TISSUES, dataset=DEMO_
     fresh = [key for key in keys if key.startswith(("segmentation_head", "classifier", "decoder.skip"))]
     report = LoadReport(source=init, target=model_class.__name__, loaded={k: [k] for k in keys if k not in fresh},
                         fresh=fresh)
-    args = FinetuningArguments(init=init, max_steps=2, output_dir=str(directory.resolve())).resolved(recipe)
+    args = FinetuningArguments(init=init).resolved(recipe)
+    training_args = finetuning_training_arguments(args, recipe, {"max_steps": 2, "output_dir": str(directory.resolve()),
+                                                                 "use_cpu": True})
     data = FinetuningData(task=task, train=[None] * 12, validation=[None] * 4, label_names=labels,
                           description=dataset, fold=1, label_fraction=0.5)
     state = SimpleNamespace(best_model_checkpoint=str(directory.resolve() / "checkpoint-2"), global_step=2)
@@ -551,7 +554,8 @@ def make_finetuned(directory, task="segmentation", labels=TISSUES, dataset=DEMO_
         metrics = ({"eval_loss": 0.93, "eval_dice_mean": 0.61, "eval_dice/grey matter": 0.7,
                     "eval_dice/white matter": float("nan"), "eval_runtime": 1.2, "epoch": 1.0} if segmenter else
                    {"eval_loss": 0.5, "eval_roc_auc": 0.8, "eval_pr_auc": 0.7, "epoch": 1.0})
-    summary = finetuning_summary(args, data, report, SimpleNamespace(model=model, state=state), metrics, 3.2)
+    trainer = SimpleNamespace(model=model, state=state, args=training_args)
+    summary = finetuning_summary(args, data, report, trainer, metrics, 3.2)
     (directory / "finetuning_summary.json").write_text(json.dumps(summary, indent=1, default=str))
     (directory / "eval_results.json").write_text(json.dumps(metrics, indent=4, sort_keys=True))
     return directory
