@@ -205,6 +205,8 @@ def test_the_installed_package_exports_a_card_from_its_own_template(installed, t
     assert_ran_from_the_wheel(result, report, installed)
     assert f"Exported with **vis-mae-hf {VERSION}**" in (output / "README.md").read_text()
     assert json.loads((output / "config.json").read_text())["vis_mae_hf_version"] == VERSION
+    for name in ("configuration_vis_mae.py", "modeling_vis_mae.py", "image_processing_vis_mae.py"):
+        assert (output / name).read_bytes() == (ROOT / "vis_mae_hf" / name).read_bytes(), f"remote code {name}"
 
 
 def test_the_installed_command_has_the_demo(installed):
