@@ -68,9 +68,18 @@ def test_the_command_names_the_sub_commands_of_the_issue():
 def test_help_lists_every_command_without_importing_torch_or_the_package():
     result = vis_mae("--help")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("usage: vis-mae [-h] [--debug] COMMAND ...")
+    assert result.stdout.startswith("usage: vis-mae [-h] [--version] [--debug] COMMAND ...")
     for command, summary in COMMANDS.items():
         assert f"  {command:<10}{summary}" in result.stdout
+    assert "IMPORTED []" in result.stdout
+
+
+def test_version_is_the_package_metadata_answered_without_torch():
+    import vis_mae_hf
+
+    result = vis_mae("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"vis-mae-hf {vis_mae_hf.__version__}"
     assert "IMPORTED []" in result.stdout
 
 

@@ -30,6 +30,7 @@ from vis_mae_hf import (
     VisMaeForSemanticSegmentation,
     VisMaeImageProcessor,
     VisMaeModel,
+    __version__,
 )
 from vis_mae_hf.app.cli import main as cli_main
 from vis_mae_hf.app.publishing import publish_run
@@ -163,7 +164,7 @@ def test_push_uploads_exactly_the_validated_files_in_one_commit(tmp_path, fake_h
     commit = push_repository(export, REPO_ID, private=True, check_remote_code=False)
     assert fake_hub.created == [(REPO_ID, True)]
     assert len(fake_hub.commits) == 1 and commit.oid == fake_hub.commits[0]["sha"]
-    assert fake_hub.commits[0]["message"] == "Publish VIS-MAE-MR (demonstration weights) with vis-mae-hf 0.1.0"
+    assert fake_hub.commits[0]["message"] == f"Publish VIS-MAE-MR (demonstration weights) with vis-mae-hf {__version__}"
     uploaded = fake_hub.folder(REPO_ID)
     # every file but the export's manifest, which is hidden and stays local
     local = sorted(
@@ -348,7 +349,7 @@ def test_a_published_fine_tuned_model_loads_by_repo_id_with_and_without_the_pack
     export = export_repository(model_dir, None, tmp_path / "export", repo_id=repo_id)
     commit = push_repository(export, repo_id, check_remote_code=False)
     assert fake_hub.commits[0]["message"] == (
-        f"Publish VIS-MAE {task} model (demonstration weights) with vis-mae-hf 0.1.0"
+        f"Publish VIS-MAE {task} model (demonstration weights) with vis-mae-hf {__version__}"
     )
     lay_out_hub_cache(hub_cache, repo_id, fake_hub.folder(repo_id), commit.oid)
 

@@ -10,6 +10,9 @@ What a command accepts and how its errors are reported live in `vis_mae_hf.app.c
 from __future__ import annotations
 
 import argparse
+from importlib.metadata import PackageNotFoundError, version
+
+DISTRIBUTION = "vis-mae-hf"
 
 # Sub-command -> one line for `vis-mae --help`. Each is implemented by the module `vis_mae_hf.app.cli.<name>`.
 COMMANDS: dict[str, str] = {
@@ -26,15 +29,27 @@ COMMANDS: dict[str, str] = {
 }
 
 
+def installed_version() -> str:
+    """The version of the installed vis-mae-hf (pyproject.toml's, through the package metadata), read without
+    importing the package; `vis_mae_hf.__version__` reads the same metadata."""
+    try:
+        return version(DISTRIBUTION)
+    except PackageNotFoundError:  # a source tree on sys.path that was never installed
+        return "0+unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<10}{summary}" for name, summary in COMMANDS.items())
     parser = argparse.ArgumentParser(
         prog="vis-mae",
-        usage="vis-mae [-h] [--debug] COMMAND ...",
+        usage="vis-mae [-h] [--version] [--debug] COMMAND ...",
         description=f"VIS-MAE for medical images.\n\ncommands:\n{listing}",
         epilog="`vis-mae COMMAND --help` lists the options of a command.\n"
         "Exit status: 0 done, 1 an error in the input or the work (one line on stderr), 2 a usage error.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"{DISTRIBUTION} {installed_version()}", help="show the version and exit"
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error, not one line")
     parser.add_argument("command", nargs="?", choices=COMMANDS, metavar="COMMAND", help=argparse.SUPPRESS)

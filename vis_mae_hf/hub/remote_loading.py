@@ -16,7 +16,6 @@ nothing otherwise.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -116,15 +115,15 @@ def auto_class_outputs(target: str, trust_remote_code: bool) -> tuple[dict[str, 
 def foreign_code_refusal(target: str) -> str | None:
     """Why the code files of `target` (folder or Hub id) must not be run, or None when they are this package's own."""
     # Here, not at the top: this module also runs as a script where vis_mae_hf cannot be imported.
+    from vis_mae_hf import __version__
     from vis_mae_hf.hub.remote_code import foreign_code_files
 
     code_dir = target if Path(target).is_dir() else snapshot_download(target, allow_patterns=["*.py"])
     foreign = foreign_code_files(code_dir)
     if not foreign:
         return None
-    version = importlib.metadata.version("vis-mae-hf")
     return (
-        f"the code files {', '.join(foreign)} of {target} are not vis-mae-hf {version}'s own; loading them with "
+        f"the code files {', '.join(foreign)} of {target} are not vis-mae-hf {__version__}'s own; loading them with "
         "trust_remote_code=True would run them, so they were not run (export the repository again with this version)"
     )
 

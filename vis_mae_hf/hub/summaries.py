@@ -9,7 +9,7 @@ elsewhere, e.g. converted from the published code):
      "dataset": null,                        # optional: what the images were; null = vis-mae-hf's demo corpus
      "global_steps": 40, "epochs": 2.0, "final_loss": 0.41,             # optional
      "recipe": {"optimizer": "AdamW", "lr": 0.001, ...},                # optional, shown as a table
-     "package_version": "0.1.0",             # optional: the vis-mae-hf that trained the weights
+     "package_version": "X.Y.Z",             # optional: the vis-mae-hf that trained the weights (its __version__)
      "base_model": "org/vis-mae-generic",    # optional: Hub id of the weights pretraining continued from
      "sources": [{"name": ..., "license": ..., "images": n, "attribution": ...}],  # optional
      "notes": ["..."]}                       # optional free text for the card
