@@ -8,6 +8,8 @@ what the browser test looks for.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import pandas as pd
 
@@ -78,7 +80,9 @@ def build_page(model: DemoModel) -> gr.Blocks:
     """The Blocks of the demo page for a loaded model (not launched)."""
     on_upload, on_example, on_settings = page_callbacks(model)
     with gr.Blocks(title=TITLE) as page:
-        gr.Markdown(f"# {TITLE}: `{model.name}` ({model.task})")
+        # A local folder is named by its own name: the page need not show where it lies on the server.
+        shown = Path(model.name).name if Path(model.name).is_dir() else model.name
+        gr.Markdown(f"# {TITLE}: `{shown}` ({model.task})")
         gr.Markdown(model.notice, elem_id="demo-notice")
         opened = gr.State(None)
         with gr.Row():
