@@ -62,7 +62,7 @@ def run_in_process(capsys, *arguments) -> tuple[int, str, str]:
 
 def test_the_command_names_the_sub_commands_of_the_issue():
     assert list(COMMANDS) == ["data", "pretrain", "finetune", "sweep", "convert", "predict", "evaluate", "embed",
-                              "hub", "export"]
+                              "hub", "demo", "export"]
 
 
 def test_help_lists_every_command_without_importing_torch_or_the_package():
@@ -96,7 +96,8 @@ def test_a_missing_or_unknown_command_is_a_usage_error_answered_without_torch(ar
     [["data"], ["data", "convert"], ["data", "corpus"], ["data", "demo"], ["data", "sources"], ["pretrain"],
      ["finetune"], ["finetune", "segmentation"], ["finetune", "classification"], ["sweep"], ["convert"],
      ["predict"], ["evaluate"], ["evaluate", "segmentation"], ["evaluate", "classification"], ["embed"], ["hub"],
-     ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["export"]],
+     ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["hub", "space"], ["demo"],
+     ["export"]],
     ids=" ".join,
 )
 def test_every_sub_command_answers_help(capsys, words):
@@ -143,9 +144,11 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
         (["embed", "--model", "{tmp}/no-such-model", "--dataset", "{tmp}/no-such-set", "--output", "{tmp}/out"],
          "embed", "no-such-model"),
         (["export"], "export", "not built yet"),
+        (["demo", "--model", "{tmp}/no-such-model"], "demo", "no-such-model"),
+        (["hub", "space", "--model-id", "{tmp}/no-such-id", "--output", "{tmp}/out"], "hub space", "no-such-id"),
     ],
     ids=["data", "data-option", "predict", "evaluate", "hub", "hub-release", "convert", "finetune", "pretrain", "sweep",
-         "embed", "export"],
+         "embed", "export", "demo", "hub-space"],
 )
 def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, capsys, arguments, command, names):
     status, _, err = run_in_process(capsys, *(argument.format(tmp=tmp_path) for argument in arguments))

@@ -24,7 +24,8 @@ COMMANDS: dict[str, str] = {
     "predict": "segment or classify DICOM/NIfTI/PNG images and volumes with a fine-tuned model",
     "evaluate": "score predicted masks or a predictions CSV against references (table and JSON)",
     "embed": "write a model's pooled encoder embeddings of a dataset, for linear probes and kNN",
-    "hub": "export, validate, push and release VIS-MAE repositories on the Hugging Face Hub",
+    "hub": "export, validate, push and release VIS-MAE repositories on the Hugging Face Hub, write a Space",
+    "demo": "serve a browser page that segments, classifies or reconstructs uploaded images (Gradio)",
     "export": "export a model for other runtimes (ONNX): not built yet",
 }
 

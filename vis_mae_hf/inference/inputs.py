@@ -1,7 +1,7 @@
 """What `vis-mae predict` reads: which inputs are volumes, and which intensity window turns them into [0, 1].
 
-Dispatch (`input_kind`): a folder is a DICOM series volume, a `.nii` / `.nii.gz` file a NIfTI volume (a 2-D NIfTI is
-a volume of one slice), anything else one 2-D image (DICOM with any or no suffix, PNG, JPEG, TIFF, BMP). Reading and
+Dispatch (`input_kind`): a folder or a zip file is a DICOM series volume, a `.nii` / `.nii.gz` file a NIfTI volume (a
+2-D NIfTI is a volume of one slice), anything else one 2-D image (DICOM with any or no suffix, PNG, JPEG, TIFF, BMP). Reading and
 validation are `medical`'s: each input is read once, and the window is chosen from what the loaded `MedicalImage` /
 `MedicalVolume` says (its kind and modality), then applied to the values it holds.
 
@@ -33,6 +33,7 @@ from ..medical import (
     MedicalVolume,
     load_medical_image,
 )
+from ..medical.archives import ARCHIVE_SUFFIXES, is_series_archive
 from ..medical.files import NIFTI, NIFTI_SUFFIXES, RASTER_SUFFIXES
 from ..medical.windows import HEADER_WINDOW, Window, window_label
 from ..vocabulary import CT
@@ -47,11 +48,11 @@ CT_DEFAULT = "CT default"
 
 
 def input_kind(path: str | Path) -> str:
-    """`VOLUME` for a folder (DICOM series) or a NIfTI file, `IMAGE` for any other file."""
+    """`VOLUME` for a folder (DICOM series), a zip of one or a NIfTI file, `IMAGE` for any other file."""
     path = Path(path)
     if not path.exists():
         raise MedicalImageNotFoundError(f"No such file or folder: {path}")
-    if path.is_dir() or path.name.lower().endswith(NIFTI_SUFFIXES):
+    if path.is_dir() or path.name.lower().endswith(NIFTI_SUFFIXES) or is_series_archive(path):
         return VOLUME
     return IMAGE
 
@@ -60,7 +61,7 @@ def output_stem(path: str | Path) -> str:
     """The name outputs are written under: the file name without its image suffix, or the folder name."""
     path = Path(path)
     name = path.name
-    for suffix in sorted(NIFTI_SUFFIXES + RASTER_SUFFIXES + (".dcm", ".dicom", ".ima"), key=len, reverse=True):
+    for suffix in sorted(NIFTI_SUFFIXES + RASTER_SUFFIXES + ARCHIVE_SUFFIXES + (".dcm", ".dicom", ".ima"), key=len, reverse=True):
         if name.lower().endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return name

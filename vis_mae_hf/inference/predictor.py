@@ -251,15 +251,7 @@ class VisMaePredictor:
 def _load_config(name: str, from_pretrained_kwargs: dict) -> tuple[PreTrainedConfig, str]:
     """The model's config and its task; a file where a folder belongs, an unreadable config or a checkpoint without
     a task head is a `PredictorLoadError`."""
-    if Path(name).is_file():
-        raise PredictorLoadError(
-            f"{name} is a file; a model is loaded from the folder that holds its config.json, weights and "
-            f"preprocessor_config.json (here perhaps {Path(name).parent}), or from a Hub repo id."
-        )
-    try:
-        config = AutoConfig.from_pretrained(name, **from_pretrained_kwargs)
-    except CONFIG_ERRORS as error:
-        raise PredictorLoadError(f"Cannot load a model from {name}: {_reason(error)}") from error
+    config = checkpoint_config(name, from_pretrained_kwargs)
     architectures = list(getattr(config, "architectures", None) or [])
     tasks = [TASK_OF_ARCHITECTURE[a] for a in architectures if a in TASK_OF_ARCHITECTURE]
     if not tasks:
@@ -271,19 +263,39 @@ def _load_config(name: str, from_pretrained_kwargs: dict) -> tuple[PreTrainedCon
     return config, tasks[0]
 
 
+def checkpoint_config(name: str, from_pretrained_kwargs: dict | None = None) -> PreTrainedConfig:
+    """The config of the model folder or repo id `name`; a file where a folder belongs or an unreadable config is a
+    `PredictorLoadError` naming it."""
+    if Path(name).is_file():
+        raise PredictorLoadError(
+            f"{name} is a file; a model is loaded from the folder that holds its config.json, weights and "
+            f"preprocessor_config.json (here perhaps {Path(name).parent}), or from a Hub repo id."
+        )
+    try:
+        return AutoConfig.from_pretrained(name, **(from_pretrained_kwargs or {}))
+    except CONFIG_ERRORS as error:
+        raise PredictorLoadError(f"Cannot load a model from {name}: {_reason(error)}") from error
+
+
 def _load_whole_model(name: str, config: PreTrainedConfig, task: str, from_pretrained_kwargs: dict):
     """The task model with every tensor from the checkpoint and every checkpoint tensor used, all finite."""
     auto_class = {
         TASK_SEGMENTATION: AutoModelForSemanticSegmentation,
         TASK_CLASSIFICATION: AutoModelForImageClassification,
     }[task]
+    return load_whole_model(name, config, auto_class, from_pretrained_kwargs)
+
+
+def load_whole_model(name: str, config: PreTrainedConfig, model_class, from_pretrained_kwargs: dict):
+    """`model_class.from_pretrained(name)` with every tensor from the checkpoint and every checkpoint tensor used,
+    all finite; anything else is a `PredictorLoadError` naming the model and what would be right."""
     # Shape mismatches are collected in the loading info (and refused below, named) rather than raised with a
     # pointer to a logged table; Transformers' own load report is silenced because ours replaces it.
     kwargs = {**from_pretrained_kwargs, "output_loading_info": True, "ignore_mismatched_sizes": True}
     verbosity = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
-        model, loading_info = auto_class.from_pretrained(name, config=config, **kwargs)
+        model, loading_info = model_class.from_pretrained(name, config=config, **kwargs)
     except WEIGHT_ERRORS as error:
         raise PredictorLoadError(
             f"Cannot load the weights of {name}{_weight_files(name)}: {_reason(error)}. They are missing, damaged or "

@@ -1,10 +1,29 @@
-"""A picture of what a pretrained VIS-MAE does: input, masked input, reconstruction, reconstruction + visible."""
+"""A picture of what a pretrained VIS-MAE does: input, masked input, reconstruction, reconstruction + visible.
+
+`reconstruction_grid` draws it for processed images and given mask noise (the pretraining run's picture);
+`MaskedReconstruction` loads a pretraining checkpoint with its processor and draws it for one image in [0, 1] under
+the mask a seed gives (the demo page), so the same seed shows the same mask again.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
+from transformers import AutoImageProcessor
+
+from ..image_processing_vis_mae import PRETRAINING_MEAN, PRETRAINING_STD
+from ..modeling_vis_mae import VisMaeForPreTraining
+from .predictor import (
+    CONFIG_ERRORS,
+    PredictorLoadError,
+    checkpoint_config,
+    load_whole_model,
+)
+
+PRETRAINING_ARCHITECTURE = "VisMaeForPreTraining"
 
 COLUMN_TITLES = ("input", "masked input", "reconstruction", "reconstruction + visible")
 
@@ -43,3 +62,57 @@ def reconstruction_grid(model, pixel_values: torch.Tensor, noise: torch.Tensor, 
             tile = Image.fromarray(_to_display(tensor[row], mean, std))
             canvas.paste(tile, (column * (width + gap), title_height + row * (height + gap)))
     return canvas
+
+
+def is_pretraining_checkpoint(config) -> bool:
+    """Whether a model config describes a pretraining (masked-autoencoder) checkpoint."""
+    return PRETRAINING_ARCHITECTURE in (getattr(config, "architectures", None) or [])
+
+
+class MaskedReconstruction:
+    """A pretraining checkpoint, its image processor and a device: the reconstruction picture of one image.
+
+    Args:
+        model: a `VisMaeForPreTraining`.
+        image_processor: the processor saved with it (pretraining normalisation).
+        device: where the model runs; default CUDA when available.
+    """
+
+    def __init__(self, model: VisMaeForPreTraining, image_processor, *, device: str | torch.device | None = None):
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        self.image_processor = image_processor
+
+    @classmethod
+    def from_pretrained(cls, name: str | Path, *, device=None, **from_pretrained_kwargs) -> MaskedReconstruction:
+        """Load a whole pretraining checkpoint and its processor (a folder or a Hub repo id); `PredictorLoadError`
+        naming it for anything else (a fine-tuned model, missing or damaged weights, no processor)."""
+        name = str(name)
+        config = checkpoint_config(name, from_pretrained_kwargs)
+        if not is_pretraining_checkpoint(config):
+            raise PredictorLoadError(
+                f"{name} holds a {', '.join(config.architectures or [config.model_type])} checkpoint, not a "
+                f"{PRETRAINING_ARCHITECTURE}: reconstructions need a pretraining checkpoint."
+            )
+        try:
+            image_processor = AutoImageProcessor.from_pretrained(name, **from_pretrained_kwargs)
+        except CONFIG_ERRORS as error:
+            raise PredictorLoadError(
+                f"{name} has no usable image processor ({error}); save the processor of the pretraining run with it."
+            ) from error
+        model = load_whole_model(name, config, VisMaeForPreTraining, from_pretrained_kwargs)
+        return cls(model, image_processor, device=device)
+
+    def mask_noise(self, height: int, width: int, seed: int) -> torch.Tensor:
+        """The (1, mask units) noise that decides the mask of a `height` x `width` input under `seed`."""
+        unit = self.model.config.mask_unit_size
+        generator = torch.Generator().manual_seed(int(seed))
+        return torch.rand((1, (height // unit) * (width // unit)), generator=generator)
+
+    def picture(self, image: np.ndarray, seed: int) -> Image.Image:
+        """Input, masked input, reconstruction and reconstruction + visible of one (H, W) or (H, W, 3) image in
+        [0, 1], at the processor's size, the mask drawn from `seed`."""
+        inputs = self.image_processor(images=[image], return_tensors="pt")
+        pixel_values = inputs["pixel_values"].to(self.device, dtype=self.model.dtype)
+        noise = self.mask_noise(*pixel_values.shape[-2:], seed).to(self.device)
+        return reconstruction_grid(self.model, pixel_values, noise, PRETRAINING_MEAN, PRETRAINING_STD)

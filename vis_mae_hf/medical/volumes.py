@@ -7,6 +7,7 @@ volume is written back in the input's voxel order (`to_source_layout`) without o
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import nibabel as nib
 import numpy as np
 
 from ..image_processing_vis_mae import apply_window, scale_min_max
+from .archives import is_series_archive, unpack_series_archive
 from .dicom_series import read_dicom_series
 from .errors import MedicalImageError, MedicalImageNotFoundError
 from .files import DICOM, NIFTI, file_kind
@@ -91,7 +93,8 @@ def load_medical_volume(path: str | Path) -> MedicalVolume:
     """Load a 3-D volume in physical units (HU for CT) in canonical RAS orientation, with its source's facts.
 
     Args:
-        path: a NIfTI file (.nii / .nii.gz) or a folder holding one DICOM series (see `dicom_series`).
+        path: a NIfTI file (.nii / .nii.gz), a folder holding one DICOM series (see `dicom_series`), or a zip file
+            of such a folder (unpacked into a temporary folder by `archives`, removed once the series is read).
 
     Raises:
         MedicalImageNotFoundError; MixedSeriesError for several series, orientations or image sizes in one folder,
@@ -101,8 +104,8 @@ def load_medical_volume(path: str | Path) -> MedicalVolume:
     path = Path(path)
     if not path.exists():
         raise MedicalImageNotFoundError(f"No such file or folder: {path}")
-    if path.is_dir():
-        series = read_dicom_series(path)
+    if path.is_dir() or is_series_archive(path):
+        series = _read_series(path)
         return MedicalVolume(
             values=series.values,
             affine=series.affine,
@@ -116,7 +119,8 @@ def load_medical_volume(path: str | Path) -> MedicalVolume:
         )
     if file_kind(path) != NIFTI:
         raise MedicalImageError(
-            f"load_medical_volume expects a NIfTI file (.nii, .nii.gz) or a folder of DICOM slices, got {path}."
+            f"load_medical_volume expects a NIfTI file (.nii, .nii.gz), a folder of DICOM slices or a zip of one, "
+            f"got {path}."
         )
     nifti = read_nifti(path)
     return MedicalVolume(
@@ -130,3 +134,11 @@ def load_medical_volume(path: str | Path) -> MedicalVolume:
         source_shape=nifti.source_shape,
         source_affine=nifti.source_affine,
     )
+
+
+def _read_series(path: Path):
+    """A series folder, or a zipped one unpacked under its own name (so errors name `<archive name>/<slice>`)."""
+    if path.is_dir():
+        return read_dicom_series(path)
+    with tempfile.TemporaryDirectory(prefix="vis-mae-series-") as temporary:
+        return read_dicom_series(unpack_series_archive(path, Path(temporary) / path.name))

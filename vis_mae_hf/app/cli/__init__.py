@@ -27,18 +27,11 @@ from collections.abc import Callable
 
 from vis_mae_hf_cli import COMMANDS, main, parse_command_line
 
-from ..pretraining.errors import PretrainingStopped
+# What a user error is and its one line are shared with the demo page (`app/user_errors.py`).
+from ..user_errors import USER_ERRORS, CommandError, error_line
 
 USER_ERROR = 1  # argparse's usage errors exit with 2
 INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
-
-
-class CommandError(Exception):
-    """A user error found by a command itself (not by the library): reported as one line, exit status 1."""
-
-
-# A `PretrainingStopped` (a NaN loss, an unreadable image) names the step, the cause and the checkpoint to resume from.
-USER_ERRORS = (CommandError, ValueError, OSError, ImportError, PretrainingStopped)
 
 
 def set_handler(parser: argparse.ArgumentParser, handler: Callable[[argparse.Namespace], int | None]) -> None:
@@ -72,8 +65,7 @@ def run_command(command: str, arguments: list[str], *, debug: bool = False) -> i
 
 def report_error(command_name: str, error: BaseException | str) -> None:
     """`vis-mae <command>: error: <message>` on one line of stderr (a message's own line breaks become spaces)."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    print(f"{command_name}: error: {message}", file=sys.stderr, flush=True)
+    print(error_line(command_name, error), file=sys.stderr, flush=True)
 
 
 __all__ = ["COMMANDS", "CommandError", "main", "parse", "parse_command_line", "run_command", "set_handler"]

@@ -1,4 +1,5 @@
-"""`vis-mae hub export | validate | push | release`: publish VIS-MAE variants on the Hugging Face Hub."""
+"""`vis-mae hub export | validate | push | release | space`: publish VIS-MAE variants on the Hugging Face Hub, and
+write the Space that demos one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 from ...hub.export import export_repository
 from ...hub.push import push_repository
+from ...hub.space import write_space
 from ...hub.validation import RepositoryValidationError, validate_repository
 from ...hub.variants import VARIANTS
 from ..release import (
@@ -27,6 +29,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     _add_validate(commands)
     _add_push(commands)
     _add_release(commands)
+    _add_space(commands)
     return parser
 
 
@@ -68,7 +71,24 @@ def _add_export(commands) -> None:
         "--overwrite", action="store_true",
         help="replace an earlier export in OUTPUT (only the files it wrote: .git/ and your files stay)",
     )
+    export.add_argument("--space", metavar="SPACE_DIR",
+                        help="also write the Space that demos the repository (needs --repo-id; see `hub space`)")
     set_handler(export, run_export)
+
+
+def _add_space(commands) -> None:
+    space = commands.add_parser(
+        "space",
+        help="Write a Hugging Face Space folder that serves the demo page of a Hub model.",
+        description="Write app.py (the `vis-mae demo` page against MODEL_ID), requirements.txt pinned to the "
+        "installed torch (CPU index), vis-mae-hf and Gradio, and README.md with the Space metadata and the model's "
+        "not-a-medical-device notice. Push the folder to a Space repository (sdk gradio) to serve it.",
+    )
+    space.add_argument("--model-id", required=True, help="Hub model id the Space loads, ORG/NAME")
+    space.add_argument("--output", required=True, help="Space folder: new, empty, or an earlier Space")
+    space.add_argument("--license", default="apache-2.0", help="Hub licence id of the Space (default apache-2.0)")
+    space.add_argument("--overwrite", action="store_true", help="replace an earlier Space in OUTPUT (its files only)")
+    set_handler(space, run_space)
 
 
 def _add_validate(commands) -> None:
@@ -127,6 +147,10 @@ def _add_release(commands) -> None:
 
 def run_export(args) -> int:
     output_folder(args.output)
+    if args.space:
+        if not args.repo_id:
+            raise CommandError("--space needs --repo-id: the Space loads the model from its Hub id.")
+        output_folder(args.space, "--space")
     output = export_repository(
         args.model,
         args.variant,
@@ -145,6 +169,14 @@ def run_export(args) -> int:
         overwrite=args.overwrite,
     )
     print(f"wrote {output}")
+    if args.space:
+        print(f"wrote {write_space(args.repo_id, args.space, license=args.license, overwrite=args.overwrite)}")
+    return 0
+
+
+def run_space(args) -> int:
+    output_folder(args.output)
+    print(f"wrote {write_space(args.model_id, args.output, license=args.license, overwrite=args.overwrite)}")
     return 0
 
 
