@@ -107,7 +107,7 @@ def _nilearn_data_dir() -> Path:
     return Path(spec.origin).parent / "datasets" / "data"
 
 
-def _mni152_file(kind: str) -> Path:
+def mni152_file(kind: str) -> Path:
     """Path of nilearn's shipped MNI152 file: kind "t1", "gm" or "wm"."""
     path = _nilearn_data_dir() / f"mni_icbm152_{kind}_tal_nlin_sym_09a_converted.nii.gz"
     if not path.is_file():
@@ -126,9 +126,9 @@ def synthetic_pet_files(directory: Path) -> list[Path]:
     existing = sorted(directory.glob("pet_*.dcm"))
     if len(existing) == DEMO_FRAMES_PER_FILE:
         return existing
-    t1 = load_medical_volume(_mni152_file("t1"))
-    grey = load_medical_volume(_mni152_file("gm")).values
-    white = load_medical_volume(_mni152_file("wm")).values
+    t1 = load_medical_volume(mni152_file("t1"))
+    grey = load_medical_volume(mni152_file("gm")).values
+    white = load_medical_volume(mni152_file("wm")).values
     activity = synthetic_fdg_activity(grey / 255.0, white / 255.0, t1.values > 0.2 * t1.values.max())
     # axial levels that hold a real cross-section of brain, not the last wisps at the vertex
     per_slice = activity.reshape(-1, activity.shape[2]).sum(axis=0)
@@ -156,7 +156,7 @@ def demo_corpus_files() -> list:
             f"The demo corpus needs pydicom's and pydicom-data's test files; not found: {', '.join(missing)}. "
             'Install them with: pip install "vis-mae-hf[demo]".'
         )
-    files.append(InputFile(str(_mni152_file("t1")), MR))
+    files.append(InputFile(str(mni152_file("t1")), MR))
     files.extend(InputFile(str(path), None) for path in synthetic_pet_files(demo_cache_dir() / "synthetic_pet"))
     return files
 
@@ -206,9 +206,9 @@ def load_demo_corpus(*, streaming: bool = False, progress: bool = False):
 def mni152_tissue_volumes() -> tuple[np.ndarray, np.ndarray]:
     """(T1 in [0, 1], tissue labels 0..3), both (X, Y, Z) in RAS, from the MNI152 files shipped with nilearn."""
 
-    t1 = load_medical_volume(_mni152_file("t1")).values
-    grey = load_medical_volume(_mni152_file("gm")).values
-    white = load_medical_volume(_mni152_file("wm")).values
+    t1 = load_medical_volume(mni152_file("t1")).values
+    grey = load_medical_volume(mni152_file("gm")).values
+    white = load_medical_volume(mni152_file("wm")).values
     t1 = t1 / t1.max()
     grey, white = grey / 255.0, white / 255.0  # shipped as uint8 probabilities
     other = np.clip(1.0 - grey - white, 0.0, 1.0)
@@ -240,7 +240,7 @@ class MNI152TissueConverter(SourceConverter):
             Case(
                 patient_id=MNI152_CASE_ID,
                 fold_unit=f"axial{index:03d}",
-                files={"t1": _mni152_file("t1").name},
+                files={"t1": mni152_file("t1").name},
                 info={"slice_index": int(index)},
             )
             for index in slices
@@ -268,7 +268,7 @@ def load_demo_segmentation(*, progress: bool = False):
     _write_notice(directory.parent)
     convert_source(
         MNI152TissueConverter(),
-        _mni152_file("t1").parent,
+        mni152_file("t1").parent,
         directory,
         seed=0,
         n_folds=5,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydicom.data import get_testdata_file
 
-from ...data.demo import MNI152_NOTICE, PYDICOM_NOTICE, _mni152_file
+from ...data.demo import MNI152_NOTICE, PYDICOM_NOTICE, mni152_file
 
 DEMO_EXTRA_HINT = 'The examples need the demo extra: pip install "vis-mae-hf[demo]" (pydicom-data, nilearn).'
 HEAD_CT = "Head CT (DICOM, pydicom-data)"
@@ -24,7 +24,7 @@ EXAMPLE_NAMES = (HEAD_CT, MNI152, ULTRASOUND)
 def example_file(name: str) -> Path:
     """The installed file of example `name`; ImportError naming the `demo` extra when its package is missing."""
     if name == MNI152:
-        return _mni152_file("t1")  # ImportError naming the extra without nilearn
+        return mni152_file("t1")  # ImportError naming the extra without nilearn
     if name not in _DICOM_FILES:
         raise ValueError(f"unknown example {name!r}; the examples are {', '.join(EXAMPLE_NAMES)}.")
     found = get_testdata_file(_DICOM_FILES[name], download=False)  # None without pydicom-data
