@@ -43,7 +43,17 @@ def parse_command(line: str) -> None:
 
     `vis-mae ...`, `python -m vis_mae_hf.app ...` and the example scripts (each is `vis-mae` with its sub-command,
     `COMMAND`) go through the command's own parsers; `accelerate launch ...` through accelerate's launch parser first."""
+    if "&&" in line:
+        for part in line.split("&&"):
+            parse_command(part.strip())
+        return
     words = shlex.split(line)
+    if words[:2] == ["pip", "install"]:
+        check_pip_install([word for word in words[2:] if word != "-e"])
+        return
+    if words[:3] == ["python", "-m", "build"] or words[:2] == ["twine", "check"]:
+        assert importlib.util.find_spec(words[2] if words[0] == "python" else "twine"), line  # the release extra
+        return
     if words[:2] == ["accelerate", "launch"]:
         from accelerate.commands.launch import launch_command_parser
 
@@ -72,6 +82,21 @@ def parse_command(line: str) -> None:
         raise AssertionError(f"README runs {script}, which tests/test_readme.py does not know how to check")
 
 
+def check_pip_install(requirements: list[str]) -> None:
+    """A user install line: torch pinned to the build CI installs, the package by its distribution name, and only
+    extras that pyproject.toml defines."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in requirements:
+        name, _, extras = requirement.partition("[")
+        if name == "torch==2.13.0":
+            continue
+        assert name in (project["name"], "."), requirement
+        unknown = set(filter(None, extras.rstrip("]").split(","))) - set(project["optional-dependencies"])
+        assert not unknown, f"README installs extras pyproject.toml does not define: {sorted(unknown)}"
+
+
 def parse_vis_mae(argv: list[str]) -> None:
     """`vis-mae ARGV...` parsed by the top-level parser, then by the chosen sub-command's own parser."""
     from vis_mae_hf.app.cli import parse, parse_command_line
@@ -80,7 +105,7 @@ def parse_vis_mae(argv: list[str]) -> None:
         command, arguments, _ = parse_command_line(argv)
         parse(command, arguments)
     except SystemExit as exit_:
-        if exit_.code != 0 or "--help" not in argv:  # `--help` prints and exits 0; anything else is a usage error
+        if exit_.code != 0 or not {"--help", "--version"} & set(argv):  # they print and exit 0; else a usage error
             raise
 
 
