@@ -1,9 +1,12 @@
 """The demo page in a real headless browser: the operating system's Chromium driven by Selenium (nothing downloaded).
 
 The page of a tiny segmenter is served on a free local port; the head CT of pydicom-data is uploaded, the overlay
-and the per-class table must appear, then a corrupt file must show the command's one-line error. The screenshot the
-README shows is saved to docs/images/demo.png. Without Chromium and its driver (`apt-get install chromium
-chromium-driver`, which `.ci/run` does as root) the test is skipped, saying so.
+and the per-class table must appear, then a corrupt file must show the command's one-line error. Without Chromium and
+its driver (`apt-get install chromium chromium-driver`, which `.ci/run` does as root) the test is skipped, saying so.
+
+The screenshot goes to the test's temporary folder, so a test run never writes into the checkout. The README's picture
+is the same test run on the trained demo segmenter with two variables set:
+`VIS_MAE_DEMO_MODEL=outputs/vis-mae-finetune-segmentation VIS_MAE_DEMO_SCREENSHOT=docs/images/demo.png`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from vis_mae_hf.app.demo.page import build_page  # noqa: E402
 from vis_mae_hf.app.demo.views import DemoModel  # noqa: E402
 
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "images" / "demo.png"
+MODEL = os.environ.get("VIS_MAE_DEMO_MODEL")  # a saved segmenter with the demo's tissue labels; default a tiny one
+SCREENSHOT = os.environ.get("VIS_MAE_DEMO_SCREENSHOT")  # where the screenshot goes; default the test's tmp_path
 WAIT_S = 45
 
 
@@ -44,7 +48,8 @@ def free_port() -> int:
 
 @pytest.fixture
 def page_url(tmp_path):
-    page = build_page(DemoModel.load(save_segmenter(tmp_path / "tiny-random-segmenter"), device="cpu"))
+    model = MODEL or save_segmenter(tmp_path / "tiny-random-segmenter")
+    page = build_page(DemoModel.load(model, device="cpu"))
     port = free_port()
     page.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False)
     yield f"http://127.0.0.1:{port}/"
@@ -82,8 +87,9 @@ def test_upload_the_head_ct_see_overlay_and_table_then_a_corrupt_file_shows_the_
     wait.until(lambda b: "white matter" in text_of(b, "#demo-table"))
     assert "area on slice" in text_of(browser, "#demo-table")
     assert "693_UNCR.dcm" in text_of(browser, "#demo-message")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOT))
+    screenshot = Path(SCREENSHOT) if SCREENSHOT else tmp_path / "demo.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(screenshot)) and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     corrupt = tmp_path / "corrupt.dcm"
     corrupt.write_bytes(Path(get_testdata_file("693_UNCR.dcm", download=False)).read_bytes()[:2000])
