@@ -22,7 +22,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "score predicted masks or a predictions CSV against references (table and JSON)",
     "embed": "write a model's pooled encoder embeddings of a dataset, for linear probes and kNN",
     "hub": "export, validate, push and release VIS-MAE repositories on the Hugging Face Hub",
-    "export": "export a model for other runtimes (ONNX): not built yet",
+    "export": "export a saved model for other runtimes: ONNX for ONNX Runtime",
 }
 
 
