@@ -75,6 +75,7 @@ def test_onnx_runtime_matches_pytorch_for_every_head_size_and_batch(tmp_path, ca
     assert (summary["architecture"], summary["height"], summary["width"]) == (model_class.__name__, height, width)
     processor = VisMaeImageProcessor.from_pretrained(output)
     assert (processor.size.height, processor.size.width) == (height, width)  # the processor makes the graph's input
+    assert f"Input size: {height}x{width} pixels, fixed" in (output / "README.md").read_text()
 
     model = model_class.from_pretrained(model_dir).eval()  # the default (SDPA) path: the export must match it too
     session = onnxruntime.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
@@ -87,38 +88,25 @@ def test_onnx_runtime_matches_pytorch_for_every_head_size_and_batch(tmp_path, ca
             assert value.shape == reference.shape, name
             bound = TOLERANCE * max(1.0, float(np.abs(reference).max()))
             assert float(np.abs(value - reference).max()) <= bound, (name, batch_size)
+    with pytest.raises(Exception, match=f"Expected: {width}"):  # the size is fixed, and ONNX Runtime says which
+        session.run(None, {name: value.numpy() for name, value in graph_inputs(model, 1, height, width + 32).items()})
+    check_readme_code(output, model)
 
 
-def test_another_size_is_refused_naming_the_exported_one_and_the_readme_code_runs(tmp_path, capsys):
-    model_dir = save_tiny_model(tmp_path / "model", VisMaeForImageClassification, "classification", num_labels=2)
-    output = tmp_path / "onnx"
-    status, _, err = vis_mae(capsys, "export", "onnx", "--model", model_dir, "--output", output)
-    assert status == 0, err
+def check_readme_code(output: Path, model) -> None:
+    """The README's code runs on images of other sizes and gives what PyTorch gives on the processor's output."""
     readme = (output / "README.md").read_text()
-    assert "64x64 pixels, fixed" in readme  # the processor's size, the default
-    session = onnxruntime.InferenceSession(str(output / "model.onnx"), providers=["CPUExecutionProvider"])
-    with pytest.raises(Exception, match="Expected: 64"):
-        session.run(None, {"pixel_values": np.zeros((1, 3, 64, 96), np.float32)})
-
     code = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
     images = [np.random.default_rng(0).random((80, 100)), np.random.default_rng(1).random((50, 70, 3))]
     namespace = {"images": images}
     exec(code, namespace)  # the README of our own export
-    model = VisMaeForImageClassification.from_pretrained(model_dir).eval()
-    pixel_values = VisMaeImageProcessor.from_pretrained(model_dir)(images, return_tensors="pt")["pixel_values"]
-    with torch.no_grad():
-        expected = model(pixel_values).logits.numpy()
-    np.testing.assert_allclose(namespace["logits"], expected, atol=TOLERANCE)
-
-
-def test_the_pretraining_readme_draws_the_mask_the_graph_takes(tmp_path, capsys):
-    model_dir = save_tiny_model(tmp_path / "model", VisMaeForPreTraining, "pretraining")
-    output = tmp_path / "onnx"
-    assert vis_mae(capsys, "export", "onnx", "--model", model_dir, "--output", output)[0] == 0
-    code = re.search(r"```python\n(.*?)```", (output / "README.md").read_text(), re.S).group(1)
-    namespace = {"images": [np.random.default_rng(0).random((64, 64))]}
-    exec(code, namespace)
-    assert namespace["logits"].shape == (1, 16 * 16, 4 * 4 * 3) and np.isfinite(namespace["loss"])
+    inputs = {"pixel_values": namespace["pixel_values"]}
+    if isinstance(model, VisMaeForPreTraining):
+        inputs["bool_masked_pos"] = namespace["bool_masked_pos"]
+    expected = pytorch_outputs(model, {name: torch.from_numpy(value) for name, value in inputs.items()})
+    for name, reference in expected.items():
+        bound = TOLERANCE * max(1.0, float(np.abs(reference).max()))
+        assert float(np.abs(namespace[name] - reference).max()) <= bound, name
 
 
 def test_published_size_segmenter_matches_pytorch(tmp_path):
@@ -226,3 +214,18 @@ def test_without_the_onnx_extra_the_package_imports_and_the_export_names_the_ext
     assert "HELP 0" in result.stdout and "STATUS 1" in result.stdout, result.stderr
     assert_one_error_line(result.stderr, "export onnx", "pip install 'vis-mae-hf[onnx]'")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_inference_bench_times_onnx_runtime_beside_pytorch(tmp_path, monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    import bench_inference
+
+    out = tmp_path / "inference.json"
+    bench_inference.main(
+        ["--device", "cpu", "--large-batch", "2", "--dtype", "fp32", "--repeats", "1", "--rounds", "1", "--warmup", "0",
+         "--only", "encoder", "--onnx", "--json", str(out)]
+    )
+    results = json.loads(out.read_text())["results"]
+    assert set(results["encoder/batch2"]) == {"swin-model", "vis-mae-model", "vis-mae-model-onnxruntime"}
+    assert results["encoder/batch2"]["vis-mae-model-onnxruntime"]["images_per_second"] > 0
+    assert "| vis-mae-model-onnxruntime |" in capsys.readouterr().out

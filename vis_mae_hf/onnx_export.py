@@ -214,7 +214,9 @@ class OnnxGraphModule(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.output_names = tuple(SIGNATURES[type(model).__name__].outputs)
+        outputs = SIGNATURES[type(model).__name__].outputs
+        # An encoder built without its pooling layer has no pooler_output (from_pretrained always builds it).
+        self.output_names = tuple(name for name in outputs if name != "pooler_output" or model.layernorm is not None)
 
     def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         extra = {} if bool_masked_pos is None else {"bool_masked_pos": bool_masked_pos}
@@ -238,8 +240,9 @@ def write_onnx_graph(model: nn.Module, path: Path, height: int, width: int) -> N
     inputs = example_inputs(model, _TRACE_BATCH_SIZE, height, width)
     batch = torch.export.Dim("batch")
     exporter_log = logging.getLogger("torch.onnx")
-    level = exporter_log.level
+    level, attention = exporter_log.level, model.config._attn_implementation
     exporter_log.setLevel(logging.ERROR)  # "torchvision is not installed" and the like: not the user's concern
+    model.set_attn_implementation("eager")  # the SDPA path fails in the exporter's decomposition (torch 2.13)
     try:
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
@@ -250,6 +253,7 @@ def write_onnx_graph(model: nn.Module, path: Path, height: int, width: int) -> N
             )
     finally:
         exporter_log.setLevel(level)
+        model.set_attn_implementation(attention)
     program.model.metadata_props.update(
         {"vis_mae.architecture": type(model).__name__, "vis_mae.height": str(height), "vis_mae.width": str(width)}
     )
