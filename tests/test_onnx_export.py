@@ -137,7 +137,8 @@ def test_a_size_that_is_not_a_multiple_of_32_is_one_line_and_writes_nothing(tmp_
 
 
 def test_a_model_that_is_not_vis_mae_is_one_line(tmp_path, capsys):
-    SwinModel(SwinConfig(embed_dim=8, depths=[1, 1], num_heads=[1, 1], image_size=32)).save_pretrained(tmp_path / "swin")
+    swin = SwinModel(SwinConfig(embed_dim=8, depths=[1, 1], num_heads=[1, 1], image_size=32))
+    swin.save_pretrained(tmp_path / "swin")
     status, _, err = vis_mae(capsys, "export", "onnx", "--model", tmp_path / "swin", "--output", tmp_path / "out")
     assert status == 1
     assert_one_error_line(err, "export onnx", str(tmp_path / "swin"), "'swin'", "not a VIS-MAE model")
@@ -151,7 +152,7 @@ def test_an_architecture_without_an_export_is_one_line_naming_the_exportable_one
     assert_one_error_line(err, "export onnx", "VisMaeBackbone", "VisMaeForSemanticSegmentation")
 
 
-@pytest.mark.parametrize("damage", ["no processor", "a file", "missing", "incomplete weights"])
+@pytest.mark.parametrize("damage", ["no processor", "a file", "missing", "incomplete weights", "nan weights"])
 def test_an_unusable_model_folder_is_one_line_naming_it(tmp_path, capsys, damage):
     model_dir = Path(save_tiny_model(tmp_path / "model", VisMaeForImageClassification, "classification", num_labels=2))
     given = model_dir
@@ -161,10 +162,16 @@ def test_an_unusable_model_folder_is_one_line_naming_it(tmp_path, capsys, damage
         given = model_dir / "config.json"
     elif damage == "missing":
         given = tmp_path / "no-such-model"
+    elif damage == "nan weights":  # a diverged run: its graph would match PyTorch, NaN for NaN
+        model = VisMaeForImageClassification.from_pretrained(model_dir)
+        with torch.no_grad():
+            model.classifier.weight.fill_(float("nan"))
+        model.save_pretrained(model_dir)
     else:  # a classifier config over encoder weights: the head would be random
         VisMaeModel(VisMaeConfig.from_pretrained(model_dir)).save_pretrained(model_dir)
         config = json.loads((model_dir / "config.json").read_text())
-        (model_dir / "config.json").write_text(json.dumps({**config, "architectures": ["VisMaeForImageClassification"]}))
+        config["architectures"] = ["VisMaeForImageClassification"]
+        (model_dir / "config.json").write_text(json.dumps(config))
     status, _, err = vis_mae(capsys, "export", "onnx", "--model", given, "--output", tmp_path / "out")
     assert status == 1
     assert_one_error_line(err, "export onnx", str(given))

@@ -189,6 +189,13 @@ def _load_whole_model(name: str, architecture: str) -> nn.Module:
             f"--model {name} is not a whole {architecture}: {report.gaps()}. Its weights do not match its config.json: "
             "use the folder save_pretrained wrote, config and weights together."
         )
+    non_finite = [key for key, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
+    if non_finite:
+        raise OnnxExportError(
+            f"--model {name} holds NaN or infinite weights ({', '.join(non_finite[:5])}"
+            f"{' ...' if len(non_finite) > 5 else ''}): training diverged or the file is damaged; export an earlier "
+            "checkpoint."
+        )
     return model.eval()
 
 
@@ -196,7 +203,10 @@ def export_size(config, processor, height: int | None = None, width: int | None 
     """The fixed input size of the export: `height` and `width` when given, else the processor's size; each a positive
     multiple of the model's size divisor (32 for the published layout)."""
     size = processor.size
-    chosen = {"--height": height or size["height"], "--width": width or size["width"]}
+    chosen = {
+        "--height" if height else "the processor's height": height or size["height"],
+        "--width" if width else "the processor's width": width or size["width"],
+    }
     divisor = config.size_divisor
     for option, value in chosen.items():
         if value <= 0 or value % divisor:
@@ -205,7 +215,7 @@ def export_size(config, processor, height: int | None = None, width: int | None 
                 f"{option} {value} is not a positive multiple of {divisor} (patch size {config.patch_size} and "
                 f"{len(config.depths) - 1} 2x patch mergings); use e.g. {nearest}."
             )
-    return chosen["--height"], chosen["--width"]
+    return tuple(chosen.values())
 
 
 class OnnxGraphModule(nn.Module):
@@ -218,13 +228,17 @@ class OnnxGraphModule(nn.Module):
         # An encoder built without its pooling layer has no pooler_output (from_pretrained always builds it).
         self.output_names = tuple(name for name in outputs if name != "pooler_output" or model.layernorm is not None)
 
-    def forward(self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    def forward(
+        self, pixel_values: torch.Tensor, bool_masked_pos: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
         extra = {} if bool_masked_pos is None else {"bool_masked_pos": bool_masked_pos}
         outputs = self.model(pixel_values=pixel_values, return_dict=True, **extra)
         return tuple(outputs[name] for name in self.output_names)
 
 
-def example_inputs(model: nn.Module, batch_size: int, height: int, width: int, seed: int = 0) -> dict[str, torch.Tensor]:
+def example_inputs(
+    model: nn.Module, batch_size: int, height: int, width: int, seed: int = 0
+) -> dict[str, torch.Tensor]:
     """Random inputs of the graph's signature (a drawn mask for the pretraining model), reproducible from `seed`."""
     generator = torch.Generator().manual_seed(seed)
     config = model.config
@@ -277,7 +291,8 @@ def onnx_parity(model: nn.Module, path: Path, height: int, width: int) -> dict[s
             if value.shape != reference.shape:
                 raise OnnxExportError(f"ONNX output {name} has shape {value.shape}, PyTorch's {reference.shape}.")
             scale = max(1.0, float(np.abs(reference).max()))
-            parity[name] = max(parity[name], float(np.abs(value - reference).max()) / scale)
+            difference = float(np.abs(value - reference).max()) / scale
+            parity[name] = max(parity[name], difference if np.isfinite(difference) else float("inf"))
     return parity
 
 
@@ -312,7 +327,7 @@ def export_onnx(
             width=width, inputs=signature.inputs, outputs=signature.outputs, parity=parity,
         )
         worst = max(parity.values())
-        if worst > PARITY_TOLERANCE:
+        if not worst <= PARITY_TOLERANCE:
             raise OnnxExportError(
                 f"The ONNX graph of --model {model} differs from PyTorch by {worst:.2e} x max(1, max|output|) "
                 f"(allowed {PARITY_TOLERANCE:g}; per output {parity}); nothing was written. Report this with the "
