@@ -97,7 +97,7 @@ def test_a_missing_or_unknown_command_is_a_usage_error_answered_without_torch(ar
      ["finetune"], ["finetune", "segmentation"], ["finetune", "classification"], ["sweep"], ["convert"],
      ["predict"], ["evaluate"], ["evaluate", "segmentation"], ["evaluate", "classification"], ["embed"], ["hub"],
      ["hub", "export"], ["hub", "validate"], ["hub", "push"], ["hub", "release"], ["hub", "space"], ["demo"],
-     ["export"]],
+     ["export"], ["export", "onnx"]],
     ids=" ".join,
 )
 def test_every_sub_command_answers_help(capsys, words):
@@ -143,7 +143,8 @@ def test_dataclass_commands_show_dashed_flags_and_accept_both_spellings(capsys):
         (["sweep", "--label-fractions", "0.5,2", "--results-dir", "{tmp}/out"], "sweep", "got [2.0]"),
         (["embed", "--model", "{tmp}/no-such-model", "--dataset", "{tmp}/no-such-set", "--output", "{tmp}/out"],
          "embed", "no-such-model"),
-        (["export"], "export", "not built yet"),
+        (["export", "onnx", "--model", "{tmp}/no-such-model", "--output", "{tmp}/out"], "export onnx",
+         "no-such-model"),
         (["demo", "--model", "{tmp}/no-such-model"], "demo", "no-such-model"),
         (["hub", "space", "--model-id", "{tmp}/no-such-id", "--output", "{tmp}/out"], "hub space", "no-such-id"),
     ],
@@ -178,6 +179,8 @@ def test_a_user_error_is_one_line_naming_the_input_and_exit_status_1(tmp_path, c
         ["hub", "export", "--model", "m", "--variant", "mr", "--output", "out", "--hounsfield-window", "brain"],
         ["convert", "--checkpoint", "c.pth"],
         ["export", "--model", "m"],
+        ["export", "onnx", "--model", "m"],
+        ["export", "onnx", "--model", "m", "--output", "out", "--height", "0"],
     ],
     ids=" ".join,
 )
@@ -205,16 +208,16 @@ def test_an_interrupt_is_one_line_and_a_bug_keeps_its_traceback(capsys, monkeypa
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "_not_yet", interrupted)
-    status, _, err = run_in_process(capsys, "export")
-    assert (status, err) == (130, "vis-mae export: interrupted\n")
+    monkeypatch.setattr(export, "run_onnx_export", interrupted)
+    status, _, err = run_in_process(capsys, "export", "onnx", "--model", "m", "--output", "o")
+    assert (status, err) == (130, "vis-mae export onnx: interrupted\n")
 
     def broken(args):
         raise RuntimeError("a bug, not a user error")
 
-    monkeypatch.setattr(export, "_not_yet", broken)
+    monkeypatch.setattr(export, "run_onnx_export", broken)
     with pytest.raises(RuntimeError, match="a bug"):
-        main(["export"])
+        main(["export", "onnx", "--model", "m", "--output", "o"])
 
 
 # ------------------------------------------------------------------------------------------------------------ --window

@@ -181,8 +181,8 @@ def test_the_main_job_and_the_python_examples_run(tmp_path):
     os.chdir(tmp_path)
     try:
         for block in blocks("python"):
-            if '"org/vis-mae-mr"' in block:
-                continue
+            if '"org/vis-mae-mr"' in block or "scans/" in block or "onnxruntime" in block:
+                continue  # run elsewhere: test_hub_push (offline Hub), test_data_own_readme, test_onnx_export
             exec(compile(block, "README.md", "exec"), namespace)
     finally:
         os.chdir(cwd)

@@ -26,7 +26,7 @@ COMMANDS: dict[str, str] = {
     "embed": "write a model's pooled encoder embeddings of a dataset, for linear probes and kNN",
     "hub": "export, validate, push and release VIS-MAE repositories on the Hugging Face Hub, write a Space",
     "demo": "serve a browser page that segments, classifies or reconstructs uploaded images (Gradio)",
-    "export": "export a model for other runtimes (ONNX): not built yet",
+    "export": "export a saved model for other runtimes: ONNX for ONNX Runtime",
 }
 
 
