@@ -652,7 +652,7 @@ def test_volume_of_a_folder_without_dicom_or_a_single_file(tmp_path):
     (tmp_path / "empty" / "readme.txt").write_text("nothing here")
     with pytest.raises(MedicalImageError, match=r"empty holds no DICOM image files"):
         load_medical_volume(tmp_path / "empty")
-    with pytest.raises(MedicalImageError, match=r"expects a NIfTI file .* or a folder of DICOM slices"):
+    with pytest.raises(MedicalImageError, match=r"expects a NIfTI file .*, a folder of DICOM slices or a zip of one"):
         load_medical_volume(pydicom_file("CT_small.dcm"))
     with pytest.raises(MedicalImageNotFoundError, match=r"No such file or folder"):
         load_medical_volume(tmp_path / "nowhere")
