@@ -3,11 +3,7 @@ volumes, a converted dataset, then `vis-mae finetune segmentation` for two steps
 2`, once with `--tuning lora` and once with `--tuning linear_probe`, then `vis-mae predict` on a held-out volume
 writes a mask with the volume's shape and affine.
 
-The Decathlon converter (`vis-mae data convert decathlon`) is being built beside this; until it lands,
-`convert_by_hand` writes the converted schema (image, mask, case_id, slice_index, source_file, fold, label_rank)
-from the same tree. To switch, replace its call in `converted` by
-`vis_mae(capsys, "data", "convert", "decathlon", tree, "--output", root / "converted")` and drop `--class-names`
-(the converter stores the label names of dataset.json).
+The tree is converted by `vis-mae data convert decathlon`, which takes the label names from its `dataset.json`.
 """
 
 import json
@@ -20,8 +16,7 @@ import torch
 from hostile import vis_mae
 
 from vis_mae_hf import VisMaeConfig, VisMaeForPreTraining
-from vis_mae_hf.medical import load_medical_volume
-from vis_mae_hf.medical.orientation import AXIAL_AXIS, display_slice
+from vis_mae_hf.app.cli import main
 
 NIBABEL_DATA = Path(nib.__file__).parent / "tests" / "data"
 LABELS = {"0": "background", "1": "tissue"}
@@ -63,39 +58,12 @@ def decathlon_tree(root: Path) -> tuple[Path, Path]:
     return root, held_out_path
 
 
-def convert_by_hand(tree: Path, output: Path) -> Path:
-    """The converted schema from a Decathlon tree: axial slices holding tissue, min-max per volume, folds by case."""
-    from datasets import Dataset, DatasetDict
-
-    from vis_mae_hf.data.features import build_features, encode_grey_image, encode_mask
-    from vis_mae_hf.data.folds import assign_patient_folds
-
-    pairs = json.loads((tree / "dataset.json").read_text())["training"]
-    cases = [Path(pair["image"]).name.removesuffix(".nii.gz") for pair in pairs]
-    assignment = assign_patient_folds(cases, n_folds=5, seed=0)
-    rows = []
-    for case, pair in zip(cases, pairs):
-        image, mask = load_medical_volume(tree / pair["image"]), load_medical_volume(tree / pair["label"])
-        pixels = image.unit_range()
-        for index in range(pixels.shape[AXIAL_AXIS]):
-            labels = display_slice(mask.values, AXIAL_AXIS, index)
-            if labels.any():
-                rows.append({
-                    "image": encode_grey_image(display_slice(pixels, AXIAL_AXIS, index)),
-                    "mask": encode_mask(np.rint(labels), n_labels=len(LABELS)),
-                    "case_id": case, "slice_index": index, "source_file": pair["image"],
-                    "fold": assignment.fold_of[case], "label_rank": assignment.label_rank_of[case],
-                })
-    features = build_features("segmentation", list(LABELS.values()), n_folds=5)
-    DatasetDict({"train": Dataset.from_list(rows, features=features)}).save_to_disk(str(output))
-    return output
-
-
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
     root = tmp_path_factory.mktemp("acceptance")
     tree, held_out = decathlon_tree(root / "Task99_Tissue")
-    dataset = convert_by_hand(tree, root / "converted")
+    dataset = root / "converted"
+    assert main(["data", "convert", "decathlon", str(tree), "--output", str(dataset)]) == 0
     torch.manual_seed(0)
     config = VisMaeConfig(**json.loads(TINY_MODEL), image_size=64)
     VisMaeForPreTraining(config).save_pretrained(root / "pretrained")
@@ -112,7 +80,7 @@ def test_decathlon_volumes_fine_tune_two_accumulated_steps_and_predict_a_held_ou
     try:
         status, out, err = vis_mae(
             capsys, "finetune", "segmentation", "--dataset", dataset, "--output-dir", tmp_path / "model",
-            "--init", f"vismae:{root / 'pretrained'}", "--tuning", tuning, "--class-names", ",".join(LABELS.values()),
+            "--init", f"vismae:{root / 'pretrained'}", "--tuning", tuning,
             "--max-steps", "2", "--gradient-accumulation-steps", "2", "--per-device-train-batch-size", "2",
             "--image-size", "64", "--config-overrides", TINY_MODEL, "--disable-tqdm", "true",
         )
@@ -120,6 +88,7 @@ def test_decathlon_volumes_fine_tune_two_accumulated_steps_and_predict_a_held_ou
         assert f"Tuning {tuning}:" in out and "x 2 accumulation = 4 per step" in out
         summary = json.loads((tmp_path / "model" / "finetuning_summary.json").read_text())
         assert summary["global_steps"] == 2 and summary["tuning"]["mode"] == tuning
+        assert summary["label_names"] == list(LABELS.values())  # from dataset.json, through the converter
         assert not list((tmp_path / "model").glob("checkpoint-*"))
         status, out, err = vis_mae(capsys, "predict", "--model", tmp_path / "model", held_out, "--output",
                                    tmp_path / "predicted", "--quiet")
