@@ -188,6 +188,8 @@ def test_the_main_job_and_the_python_examples_run(tmp_path):
         os.chdir(cwd)
     assert namespace["output"].logits.shape == (2, 4480, 48)
     assert namespace["segmenter"].config.depths == [2, 2, 6, 2]
+    assert namespace["backbone"].channels == [96, 192, 384, 768]  # the pretraining run's encoder, through AutoBackbone
+    assert namespace["upernet_logits"].shape == (1, 4, 224, 224)
     assert namespace["echo"].pixels.shape[-1] == 3
     assert namespace["head_ct"].modality == "CT" and namespace["own_view"].intensity != namespace["head_ct"].intensity
     assert namespace["volume"].values.shape == namespace["unit"].shape and 0 <= namespace["unit"].min() < 1
