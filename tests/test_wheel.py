@@ -44,10 +44,16 @@ try:
 except SystemExit as exit_:
     status = exit_.code
 checkout = Path({root!r})
+# The checkout's own code: anything under it but outside the interpreters' site-packages (CI keeps its virtual
+# environment inside the clone, in .venv, and the dependencies borrowed from there are not the checkout's code).
+borrowed = [Path(folder).resolve() for folder in sys.path if Path(folder).name == "site-packages"]
+def from_checkout(name):
+    path = Path(name).resolve()
+    return path.is_relative_to(checkout) and not any(path.is_relative_to(folder) for folder in borrowed)
 loaded = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
 print("REPORT", json.dumps({{
     "package": sys.modules["vis_mae_hf"].__file__ if "vis_mae_hf" in sys.modules else None,
-    "from_checkout": sorted(name for name in loaded if name and Path(name).resolve().is_relative_to(checkout)),
+    "from_checkout": sorted(name for name in loaded if name and from_checkout(name)),
 }}))
 sys.exit(status)
 """
