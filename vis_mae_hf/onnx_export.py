@@ -33,14 +33,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoImageProcessor
-from transformers.utils import logging as transformers_logging
+from transformers import AutoImageProcessor
 
 from . import modeling_vis_mae
 from .image_processing_vis_mae import VisMaeImageProcessor, VisMaeImageProcessorPil
-from .inference.predictor import CONFIG_ERRORS, WEIGHT_ERRORS
+from .inference.predictor import CONFIG_ERRORS, checkpoint_config, load_whole_model
 from .output_folders import open_output_folder
-from .weights.load_report import LoadReport
 
 ONNX_TOOL = "vis-mae export onnx"
 ONNX_MODEL_NAME = "model.onnx"
@@ -126,15 +124,7 @@ def load_exportable_model(name: str | Path) -> tuple[nn.Module, VisMaeImageProce
     """The saved VIS-MAE model at `name` (a folder or cached Hub repo id), whole and in fp32 on the eager attention
     path, and its image processor. Raises `OnnxExportError` naming `name` for anything else."""
     name = str(name)
-    if Path(name).is_file():
-        raise OnnxExportError(
-            f"--model {name} is a file; give the folder that holds the model's config.json, weights and "
-            "preprocessor_config.json, or a Hub repo id."
-        )
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except CONFIG_ERRORS as error:
-        raise OnnxExportError(f"Cannot load a model from --model {name}: {_first_line(error)}") from error
+    config = checkpoint_config(name)  # a file, a missing folder or an unreadable config: one error naming it
     architecture = _exportable_architecture(name, config)
     try:
         processor = AutoImageProcessor.from_pretrained(name)
@@ -147,7 +137,7 @@ def load_exportable_model(name: str | Path) -> tuple[nn.Module, VisMaeImageProce
             f"--model {name} has no VIS-MAE image processor ({reason}); the export ships the processor that makes "
             "the model's input: save it next to the model (image_processor.save_pretrained(folder))."
         )
-    return _load_whole_model(name, architecture), processor
+    return _load_whole_model(name, config, architecture), processor
 
 
 def _exportable_architecture(name: str, config) -> str:
@@ -166,37 +156,11 @@ def _exportable_architecture(name: str, config) -> str:
     return exportable[0]
 
 
-def _load_whole_model(name: str, architecture: str) -> nn.Module:
-    """Every tensor from the checkpoint and every checkpoint tensor used: an export of random layers is refused."""
+def _load_whole_model(name: str, config, architecture: str) -> nn.Module:
+    """Every tensor from the checkpoint and every checkpoint tensor used, all finite (the predictor's one rule): an
+    export of random or diverged layers is refused. Eager attention: the exporter fails on the SDPA path."""
     model_class = getattr(modeling_vis_mae, architecture)
-    verbosity = transformers_logging.get_verbosity()
-    transformers_logging.set_verbosity_error()  # our report replaces Transformers' logged table
-    try:
-        model, loading_info = model_class.from_pretrained(
-            name, attn_implementation="eager", dtype=torch.float32, output_loading_info=True,
-            ignore_mismatched_sizes=True,
-        )
-    except WEIGHT_ERRORS as error:
-        raise OnnxExportError(
-            f"Cannot load the weights of --model {name}: {_first_line(error)}. Copy the model folder again as "
-            "save_pretrained wrote it."
-        ) from error
-    finally:
-        transformers_logging.set_verbosity(verbosity)
-    report = LoadReport.from_loading_info(name, model, loading_info)
-    if not report.complete:
-        raise OnnxExportError(
-            f"--model {name} is not a whole {architecture}: {report.gaps()}. Its weights do not match its config.json: "
-            "use the folder save_pretrained wrote, config and weights together."
-        )
-    non_finite = [key for key, tensor in model.state_dict().items() if not bool(torch.isfinite(tensor).all())]
-    if non_finite:
-        raise OnnxExportError(
-            f"--model {name} holds NaN or infinite weights ({', '.join(non_finite[:5])}"
-            f"{' ...' if len(non_finite) > 5 else ''}): training diverged or the file is damaged; export an earlier "
-            "checkpoint."
-        )
-    return model.eval()
+    return load_whole_model(name, config, model_class, {"attn_implementation": "eager", "dtype": torch.float32}).eval()
 
 
 def export_size(config, processor, height: int | None = None, width: int | None = None) -> tuple[int, int]:
