@@ -112,3 +112,15 @@ def test_hub_export_adds_the_space_of_the_repository(capsys, tmp_path):
                              tmp_path / "space")
     assert status == 1 and assert_one_error_line(err, "hub export", "--space needs --repo-id")
     assert not (tmp_path / "repo").exists()
+
+
+def test_hub_export_with_a_repo_id_writes_the_space_beside_the_repository(capsys, tmp_path):
+    from test_hub_export import make_finetuned
+
+    model = make_finetuned(tmp_path / "outputs" / "tissue")
+    status, _, err = vis_mae(capsys, "hub", "export", "--model", model, "--output", tmp_path / "repo", "--repo-id",
+                             "org/vis-mae-tissue", "--space", tmp_path / "space")
+    assert status == 0, err
+    assert (tmp_path / "repo" / "model.safetensors").is_file() and (tmp_path / "repo" / "README.md").is_file()
+    assert 'MODEL_ID = "org/vis-mae-tissue"' in (tmp_path / "space" / "app.py").read_text()
+    assert space_metadata((tmp_path / "space" / "README.md").read_text())["models"] == ["org/vis-mae-tissue"]
