@@ -42,3 +42,13 @@ def tiny_config():
         return VisMaeConfig(**tiny_config_kwargs(**overrides))
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a test module (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`): tiny models
+    gain nothing from more, and on a busy 2-core machine OpenMP threads spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -31,14 +31,7 @@ from vis_mae_hf.app.finetuning.training import (
 )
 from vis_mae_hf.recipes import get_recipe
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP threads spin-wait.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------------------------------- data selection

@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from finetuning_sets import SEGMENTATION_NAMES, TINY_OVERRIDES, synthetic_set, tiny_run
 from hostile import assert_one_error_line, vis_mae
 from transformers import TrainingArguments
@@ -20,13 +19,7 @@ from vis_mae_hf.app.finetuning.arguments import (
 from vis_mae_hf.app.finetuning.plan import CheckpointSizes, RunFacts, format_plan
 from vis_mae_hf.app.finetuning.training import run_finetuning
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

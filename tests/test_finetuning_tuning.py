@@ -39,12 +39,7 @@ CLASS_NAMES = ",".join(SEGMENTATION_NAMES)
 TINY = json.loads(TINY_OVERRIDES)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
